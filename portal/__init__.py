@@ -1,0 +1,136 @@
+"""The portal core: app factory, extensions, plugins, users and units.
+
+No regulation lives here; each one is a plugin (see ``plugins/``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, g, session
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from portal import config as config_module
+from portal.extensions import babel, csrf, db, htmx, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application.  ``config`` overrides settings read from the environment."""
+    app = Flask(
+        __name__,
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+        instance_relative_config=True,
+    )
+    app.config.update(config_module.DEFAULTS)
+    app.config.update({k: v for k, v in config_module.from_environment().items() if v is not None})
+    if config:
+        app.config.update(config)
+    config_module.finalise(app.config, Path(app.instance_path))
+    logging.getLogger("portal").setLevel(logging.INFO)
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    from portal.plugins import build_registry, check_tables, migration_locations
+
+    with app.app_context():
+        registry = build_registry(app)
+        app.extensions["portal"] = registry
+        # import the core models so metadata is complete before checks and migrations
+        from portal import models  # noqa: F401
+
+        check_tables(registry, db.Model.registry)
+
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
+        [str(Path(__file__).parent / "translations")] + _plugin_translation_dirs(registry)
+    )
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+
+    @migrate.configure
+    def _alembic_locations(alembic_config):
+        locations = [str(ROOT / "migrations" / "versions"), *migration_locations(registry)]
+        alembic_config.set_main_option("version_locations", " ".join(locations))
+        alembic_config.set_main_option("path_separator", "space")
+        return alembic_config
+
+    _wire_requests(app)
+
+    from portal.cli import register_cli
+
+    register_cli(app, registry)
+
+    from portal.auth.access import check_every_view_declares_access
+
+    check_every_view_declares_access(app)
+    return app
+
+
+def _plugin_translation_dirs(registry) -> list[str]:
+    out = []
+    for name, plugin in registry.plugins.items():
+        path = getattr(plugin, "__file__", None)
+        if name != "core" and path and (Path(path).parent / "translations").is_dir():
+            out.append(str(Path(path).parent / "translations"))
+    return out
+
+
+def _select_locale() -> str:
+    languages = ("zh_Hans", "en")
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    if session.get("locale") in languages:
+        return session["locale"]
+    from flask import current_app
+
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _select_timezone() -> str:
+    from flask import current_app
+
+    from portal.auth.access import current_unit
+
+    unit = current_unit() if current_user and current_user.is_authenticated else None
+    default = current_app.config["PORTAL_TIMEZONE"]
+    return unit.effective_timezone(default) if unit else default
+
+
+def _wire_requests(app: Flask) -> None:
+    from portal.auth.access import guard_request
+    from portal.errors import register_error_handlers
+    from portal.htmx import add_vary, unauthorized
+    from portal.security import add_security_headers
+    from portal.templating import register_template_globals
+
+    login_manager.unauthorized_handler(unauthorized)
+    login_manager.session_protection = None  # the server-side session already binds the login
+    app.before_request(guard_request)
+    app.after_request(add_vary)
+    app.after_request(add_security_headers)
+    register_error_handlers(app)
+    register_template_globals(app)
+
+    @app.teardown_request
+    def _forget(exc):  # noqa: ARG001
+        g.pop("unit", None)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):  # noqa: ARG001
+    """WAL, foreign keys and a busy timeout for the embedded SQLite database."""
+    module = type(dbapi_connection).__module__
+    if not module.startswith("sqlite3"):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()

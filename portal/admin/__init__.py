@@ -1,0 +1,1 @@
+"""Admin pages: users and their roles per unit, the unit tree, plugins per unit, settings."""

@@ -1,0 +1,1 @@
+"""Users, sessions, login, and roles per business unit (CORE-01)."""

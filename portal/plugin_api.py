@@ -1,0 +1,205 @@
+"""The types plugins hand to the core through the hooks in ``portal.hookspecs``.
+
+A plugin imports from here (and from ``portal.hookspecs`` for ``hookimpl``);
+everything else in ``portal`` is the core's own business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+BUILTIN_ROLES = ("staff", "supervisor", "manager", "auditor", "admin")
+
+
+@dataclass(frozen=True)
+class Role:
+    """A role users can hold on a unit.  ``name`` is unique across core and plugins."""
+
+    name: str
+    label_zh: str
+    label_en: str
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A named permission (``<plugin>.<action>``) and the roles granted it by default.
+
+    ``admin`` holds every permission; it never needs to be listed.
+    """
+
+    name: str
+    label_zh: str
+    label_en: str
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A link in the main navigation.  Shown only if the user has ``permission`` here."""
+
+    label: str
+    endpoint: str
+    permission: str
+    order: int = 100
+    icon: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A dashboard panel.  The dashboard loads ``endpoint`` lazily with htmx."""
+
+    id: str
+    title: str
+    endpoint: str
+    permission: str
+    order: int = 100
+
+
+class SettingError(ValueError):
+    """A value that a setting refuses; the message is shown next to the field."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """A per-unit setting with the regulation's value as its default (CORE-10).
+
+    ``key`` is ``<plugin>.<name>`` (``express.reply_minutes``); ``type`` is one of
+    ``int``, ``decimal`` (money, CNY), ``minutes``, ``bool``, ``time`` (HH:MM), ``text``.
+    ``minimum``/``maximum`` bound numbers; ``validate`` may raise ``SettingError``.
+    ``rule`` names the regulation ID the value comes from.
+    """
+
+    key: str
+    type: str
+    default: Any
+    label_zh: str
+    label_en: str
+    rule: str = ""
+    minimum: Any = None
+    maximum: Any = None
+    help_zh: str = ""
+    help_en: str = ""
+    validate: Callable[[Any], None] | None = None
+
+    TYPES = ("int", "decimal", "minutes", "bool", "time", "text")
+
+    def parse(self, raw: str) -> Any:
+        """Turn the text an admin typed (or the stored text) into the typed value."""
+        raw = (raw or "").strip()
+        try:
+            if self.type in ("int", "minutes"):
+                value: Any = int(raw)
+            elif self.type == "decimal":
+                value = Decimal(raw)
+                if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+                    raise SettingError("at most two decimal places")
+            elif self.type == "bool":
+                if raw.lower() not in ("true", "false", "1", "0", "on", "off"):
+                    raise SettingError("yes or no")
+                value = raw.lower() in ("true", "1", "on")
+            elif self.type == "time":
+                value = time.fromisoformat(raw)
+                if len(raw) != 5:
+                    raise ValueError
+            else:
+                value = raw
+        except (ValueError, InvalidOperation) as exc:
+            raise SettingError(_TYPE_MESSAGES.get(self.type, "invalid value")) from exc
+        if self.minimum is not None and value < self.minimum:
+            raise SettingError(f"must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise SettingError(f"must be at most {self.maximum}")
+        if self.validate is not None:
+            self.validate(value)
+        return value
+
+    def dump(self, value: Any) -> str:
+        """The stored text of a typed value."""
+        if self.type == "bool":
+            return "true" if value else "false"
+        if self.type == "time":
+            return value.strftime("%H:%M")
+        if self.type == "decimal":
+            return str(Decimal(value).quantize(Decimal("0.01")))
+        return str(value)
+
+    def as_timedelta(self, value: int) -> timedelta:
+        return timedelta(minutes=value)
+
+
+_TYPE_MESSAGES = {
+    "int": "a whole number",
+    "minutes": "a whole number of minutes",
+    "decimal": "an amount such as 200 or 200.50",
+    "time": "a time as HH:MM",
+}
+
+
+@dataclass(frozen=True)
+class PenaltyRule:
+    """A fine or consequence a regulation sets, keyed by its regulation ID (``EXP-P03``).
+
+    The amount is fixed (``amount_min == amount_max``), a range, or ``None`` for a
+    consequence an auditor sets (dismissal, a heavy penalty with no figure).
+    ``escalation`` maps the Nth verified offence to a consequence text.
+    ``issuer`` names the body that confirms (监察部, 质控部, …).
+    """
+
+    id: str
+    title_zh: str
+    title_en: str
+    clause: str
+    amount_min: Decimal | None
+    amount_max: Decimal | None
+    issuer: str = "auditor"
+    escalation: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for amount in (self.amount_min, self.amount_max):
+            if amount is not None and not isinstance(amount, Decimal):
+                raise TypeError(f"{self.id}: amounts are Decimal, not {type(amount).__name__}")
+        if (self.amount_min is None) != (self.amount_max is None):
+            raise ValueError(f"{self.id}: give both ends of the amount or neither")
+        if self.amount_min is not None and self.amount_min > self.amount_max:
+            raise ValueError(f"{self.id}: amount_min above amount_max")
+
+    @property
+    def is_range(self) -> bool:
+        return self.amount_min is not None and self.amount_min != self.amount_max
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Something that happened in a plugin that a penalty rule may care about."""
+
+    name: str  # "<plugin>.<event>", e.g. "express.reply_late"
+    unit_id: int
+    occurred_at: datetime
+    subject_user_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PenaltyDraft:
+    """A penalty an assessment hook proposes; an auditor publishes it (CORE-03)."""
+
+    rule_id: str
+    unit_id: int
+    user_id: int
+    occurred_at: datetime
+    evidence: str
+    amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """A deadline a plugin owns: a duration on wall-clock time or on working hours."""
+
+    id: str  # "<plugin>.<timer>", e.g. "express.l1_customer_reply"
+    setting_key: str  # the per-unit setting that holds the duration in minutes
+    calendar: str = "wall"  # "wall" or "working"
+    rule: str = ""

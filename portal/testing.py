@@ -1,0 +1,164 @@
+"""pytest fixtures for the core's and every plugin's tests (loaded by the root conftest).
+
+``PORTAL_TEST_DATABASE_URL`` selects the database (default: a SQLite file in a
+temporary folder); the suite runs unchanged on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from portal import create_app
+from portal.auth.models import Membership, User
+from portal.auth.passwords import hash_password
+from portal.extensions import db
+from portal.units.models import Unit, UnitPlugin
+
+PASSWORD = "correct-horse-42"
+_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def test_database_url(tmp_path_factory) -> str:
+    url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def is_postgres(app: Flask) -> bool:
+    return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+
+class PortalClient(FlaskClient):
+    """A test client that logs in like a person and sends the CSRF token like a form.
+
+    Each request runs in an app context of its own (fresh ``g``, its own database
+    session), as it does in production, even while the test holds one open.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+    def csrf(self, path: str = "/login") -> str:
+        html = self.get(path).get_data(as_text=True)
+        match = _CSRF.search(html)
+        if match is None:  # logged in: /login redirects; any page carries the token
+            html = self.get("/account/password").get_data(as_text=True)
+            match = _CSRF.search(html)
+        assert match, "no CSRF token on the page"
+        return match.group(1)
+
+    def login(self, username: str, password: str = PASSWORD):
+        token = self.csrf("/login")
+        return self.post("/login", data={"username": username, "password": password,
+                                         "csrf_token": token})
+
+    def post_form(self, path: str, data: dict | None = None, htmx: bool = False, **kwargs):
+        data = dict(data or {})
+        headers = kwargs.pop("headers", {})
+        token = self.csrf()
+        if htmx:
+            headers = {"HX-Request": "true", "X-CSRFToken": token, **headers}
+        else:
+            data.setdefault("csrf_token", token)
+        return self.post(path, data=data, headers=headers, **kwargs)
+
+
+def make_app(url: str, **overrides) -> Flask:
+    from tests import testplug
+
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SECRET_KEY": "test-secret",
+        "PORTAL_EXTRA_PLUGINS": {"testplug": testplug},
+        "PORTAL_DEMO_PASSWORD": PASSWORD,
+    }
+    config.update(overrides)
+    app = create_app(config)
+    app.test_client_class = PortalClient
+    return app
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    return test_database_url(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def _schema_app(database_url) -> Iterator[Flask]:
+    app = make_app(database_url)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def _empty_tables(app: Flask) -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    if is_postgres(app):
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    else:
+        for name in tables:
+            db.session.execute(text(f"DELETE FROM {name}"))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(_schema_app) -> Iterator[Flask]:
+    with _schema_app.app_context():
+        yield _schema_app
+        db.session.remove()
+        _empty_tables(_schema_app)
+
+
+@pytest.fixture
+def client(app) -> PortalClient:
+    return app.test_client()
+
+
+def make_unit(code: str, parent: Unit | None = None, kind: str = "station",
+              plugins: dict[str, bool] | None = None, **fields) -> Unit:
+    unit = Unit(code=code, name_zh=fields.pop("name_zh", f"{code}（中文）"),
+                name_en=fields.pop("name_en", code.title()), kind=kind,
+                parent_id=parent.id if parent else None, **fields)
+    db.session.add(unit)
+    db.session.flush()
+    for name, enabled in (plugins or {}).items():
+        db.session.add(UnitPlugin(unit_id=unit.id, plugin=name, enabled=enabled))
+    db.session.commit()
+    return unit
+
+
+def make_user(username: str, *roles: tuple[Unit, str], password: str = PASSWORD, **fields) -> User:
+    user = User(username=username, display_name=fields.pop("display_name", username.title()),
+                password_hash=hash_password(password), **fields)
+    db.session.add(user)
+    db.session.flush()
+    for unit, role in roles:
+        db.session.add(Membership(user_id=user.id, unit_id=unit.id, role=role))
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def tree(app):
+    """A small company: a region with two stations, plus a separate club."""
+    company = make_unit("acme", kind="company", plugins={"notices": True, "testplug": True})
+    region = make_unit("east", company, kind="region")
+    north = make_unit("north", region)
+    south = make_unit("south", region, plugins={"notices": False})
+    club = make_unit("club", company, kind="club")
+    return {"company": company, "region": region, "north": north, "south": south, "club": club}

@@ -1,0 +1,1 @@
+"""Business units: the company tree and which plugins each unit has on (CORE-02)."""
