@@ -22,14 +22,22 @@ install: $(VENV)/.installed
 run: install
 	$(FLASK) portal upgrade
 	$(FLASK) portal seed-demo
-	@echo "Serving on http://127.0.0.1:$(PORT)/"
+	@echo "Serving on http://127.0.0.1:$(PORT)/ (and sweeping deadlines every minute)"
+	@$(FLASK) portal sla-sweep --every 60 & sweeper=$$!; \
+	trap 'kill $$sweeper 2>/dev/null; wait $$sweeper 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: install
 	$(BIN)/pytest
 
+# Benchmarks (never part of the tests): N=1000000 for the figures in docs/benchmarks.md
+N ?= 100000
+bench: install
+	$(BIN)/python bench/sla_sweep.py --n $(N)
+	$(BIN)/python bench/payroll_export.py --n $(N)
+
 translations: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o /tmp/portal-messages.pot portal plugins
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --project=regulation-portal --version=0.1.0 -o /tmp/portal-messages.pot portal plugins
 	$(BIN)/pybabel update -i /tmp/portal-messages.pot -d portal/translations --no-fuzzy-matching
 	$(BIN)/pybabel compile -d portal/translations
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, g, session
+from flask import Flask, g, has_request_context, session
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from portal import config as config_module
-from portal.extensions import babel, csrf, db, htmx, login_manager, migrate
+from portal.extensions import babel, csrf, db, login_manager, migrate
+# not ``htmx``: importing the submodule portal.htmx would rebind that package attribute
+from portal.extensions import htmx as htmx_ext
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,8 +39,8 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
-    htmx.init_app(app)
-    from portal.plugins import build_registry, check_tables, migration_locations
+    htmx_ext.init_app(app)
+    from portal.plugins import build_registry, check_tables
 
     with app.app_context():
         registry = build_registry(app)
@@ -54,12 +56,11 @@ def create_app(config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
 
-    @migrate.configure
-    def _alembic_locations(alembic_config):
-        locations = [str(ROOT / "migrations" / "versions"), *migration_locations(registry)]
-        alembic_config.set_main_option("version_locations", " ".join(locations))
-        alembic_config.set_main_option("path_separator", "space")
-        return alembic_config
+    # ``migrate`` is shared by every app in the process: register the callback once and let it
+    # read the plugins of the app in context (a closure over this app's registry would make the
+    # most recently created app's plugins win for all of them)
+    if _alembic_locations not in migrate.configure_callbacks:
+        migrate.configure(_alembic_locations)
 
     _wire_requests(app)
 
@@ -73,6 +74,19 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
+def _alembic_locations(alembic_config):
+    """Alembic's version locations: the core's revisions and every loaded plugin's branch."""
+    from flask import current_app
+
+    from portal.plugins import migration_locations
+
+    registry = current_app.extensions["portal"]
+    locations = [str(ROOT / "migrations" / "versions"), *migration_locations(registry)]
+    alembic_config.set_main_option("version_locations", " ".join(locations))
+    alembic_config.set_main_option("path_separator", "space")
+    return alembic_config
+
+
 def _plugin_translation_dirs(registry) -> list[str]:
     out = []
     for name, plugin in registry.plugins.items():
@@ -83,13 +97,13 @@ def _plugin_translation_dirs(registry) -> list[str]:
 
 
 def _select_locale() -> str:
-    languages = ("zh_Hans", "en")
-    if current_user and current_user.is_authenticated and current_user.locale in languages:
-        return current_user.locale
-    if session.get("locale") in languages:
-        return session["locale"]
     from flask import current_app
 
+    languages = current_app.config["PORTAL_LANGUAGES"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    if has_request_context() and session.get("locale") in languages:  # commands have no session
+        return session["locale"]
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 

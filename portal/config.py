@@ -35,6 +35,7 @@ def from_environment(env: dict[str, str] | None = None) -> dict:
         "PORTAL_ENV": env.get("PORTAL_ENV", "development"),
         "SQLALCHEMY_DATABASE_URI": env.get("PORTAL_DATABASE_URL") or None,
         "SECRET_KEY": env.get("PORTAL_SECRET_KEY") or None,
+        "PORTAL_AUDIT_KEY": env.get("PORTAL_AUDIT_KEY") or None,
         "PORTAL_TIMEZONE": env.get("PORTAL_TIMEZONE", "Asia/Shanghai"),
         "PORTAL_PLUGINS": _list(env.get("PORTAL_PLUGINS")),
         "PORTAL_DEFAULT_LOCALE": env.get("PORTAL_DEFAULT_LOCALE", "zh_Hans"),
@@ -75,12 +76,21 @@ def finalise(config: dict, instance_path: Path) -> None:
                 "print(secrets.token_hex(32))')."
             )
         config["SECRET_KEY"] = _instance_secret(instance_path)
+    if not config.get("PORTAL_AUDIT_KEY"):
+        if config.get("PORTAL_ENV") == "production":
+            raise ConfigError(
+                "PORTAL_AUDIT_KEY is not set. In production the key that seals the audit trail "
+                "(HMAC-SHA256 hash chain) must come from the environment and be kept outside the "
+                "database, e.g. PORTAL_AUDIT_KEY=$(python -c 'import secrets; "
+                "print(secrets.token_hex(32))'). Keep it safe: audit-verify needs the same key."
+            )
+        config["PORTAL_AUDIT_KEY"] = _instance_secret(instance_path, "audit_key")
     config["BABEL_DEFAULT_LOCALE"] = config.get("PORTAL_DEFAULT_LOCALE", "zh_Hans")
 
 
-def _instance_secret(instance_path: Path) -> str:
-    """A development secret key, generated once and kept in the instance folder."""
-    path = instance_path / "secret_key"
+def _instance_secret(instance_path: Path, name: str = "secret_key") -> str:
+    """A development secret, generated once and kept in the instance folder file ``name``."""
+    path = instance_path / name
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_hex(32)

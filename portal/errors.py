@@ -7,6 +7,7 @@ import logging
 from flask import Flask, render_template
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
@@ -25,9 +26,24 @@ MESSAGES = {
 }
 
 
+# Served when the error page itself cannot be rendered (e.g. the database is down and the
+# layout cannot load the user): still bilingual, still no stack trace.
+FALLBACK = (
+    '<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8"><title>{code}</title></head>'
+    '<body><main><p class="error-code">{code}</p><h1>暂时无法处理您的请求</h1>'
+    '<p>请稍后再试。</p><p lang="en">The portal cannot handle this request right now. '
+    'Please try again shortly.</p></main></body></html>'
+)
+
+
 def _page(code: int, detail: str | None = None):
     title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
-    return render_template("errors/error.html", code=code, title=title, text=detail or text), code
+    try:
+        html = render_template("errors/error.html", code=code, title=title, text=detail or text)
+        return html, code
+    except Exception:  # noqa: BLE001 - the error page must not fail in its turn
+        log.exception("error page %s could not be rendered", code)
+        return FALLBACK.format(code=code), code
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -47,5 +63,9 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, HTTPException):
             return http_error(exc)
         log.exception("unhandled error")
-        db.session.rollback()
-        return _page(InternalServerError.code)
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection may be gone
+            log.exception("rollback failed")
+        # a database that cannot be reached is "unavailable", not a bug in the portal
+        return _page(503 if isinstance(exc, OperationalError) else InternalServerError.code)

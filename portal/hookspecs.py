@@ -103,7 +103,7 @@ def portal_seed_demo(session: Session, units: dict[str, Unit], users: dict[str, 
     """Add demo data; must be idempotent (``seed-demo`` runs on every ``make run``).
 
     :param session: the database session; the core commits.
-    :param units: the demo units by code (``company``, ``express-sh``, ``property-desk`` …).
+    :param units: the demo units by code (``demo`` is the company; ``express-sh``, ``ktv`` …).
     :param users: the demo users by username.
     """
 

@@ -7,6 +7,8 @@ for it, from the same context.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Response, make_response, redirect, render_template, request, url_for
 from flask_htmx import make_response as htmx_response
 
@@ -34,10 +36,20 @@ def unauthorized() -> Response:
     """Not logged in (or the session expired): htmx gets HX-Redirect, a browser a 302."""
     login = url_for("auth.login", next=request.full_path.rstrip("?") if request.method == "GET" else None)
     if htmx:
+        # come back to the page the browser shows, not to the fragment htmx asked for
+        login = url_for("auth.login", next=_current_page())
         response = make_response("", 401)
         response.headers["HX-Redirect"] = login
         return response
     return redirect(login)
+
+
+def _current_page() -> str | None:
+    """Path and query of ``HX-Current-URL`` when it is a page of this site."""
+    parts = urlsplit(htmx.current_url or "")
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def add_vary(response: Response) -> Response:

@@ -12,6 +12,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 BUILTIN_ROLES = ("staff", "supervisor", "manager", "auditor", "admin")
 
 
@@ -87,6 +89,12 @@ class SettingSpec:
 
     TYPES = ("int", "decimal", "minutes", "bool", "time", "text")
 
+    def __post_init__(self) -> None:
+        if self.type == "decimal":
+            for value in (self.default, self.minimum, self.maximum):
+                if isinstance(value, float):
+                    raise TypeError(f"{self.key}: money is Decimal, not float ({value!r})")
+
     def parse(self, raw: str) -> Any:
         """Turn the text an admin typed (or the stored text) into the typed value."""
         raw = (raw or "").strip()
@@ -96,10 +104,10 @@ class SettingSpec:
             elif self.type == "decimal":
                 value = Decimal(raw)
                 if not value.is_finite() or value != value.quantize(Decimal("0.01")):
-                    raise SettingError("at most two decimal places")
+                    raise SettingError(_l("at most two decimal places"))
             elif self.type == "bool":
                 if raw.lower() not in ("true", "false", "1", "0", "on", "off"):
-                    raise SettingError("yes or no")
+                    raise SettingError(_l("yes or no"))
                 value = raw.lower() in ("true", "1", "on")
             elif self.type == "time":
                 value = time.fromisoformat(raw)
@@ -107,12 +115,15 @@ class SettingSpec:
                     raise ValueError
             else:
                 value = raw
+        except SettingError:
+            raise
         except (ValueError, InvalidOperation) as exc:
-            raise SettingError(_TYPE_MESSAGES.get(self.type, "invalid value")) from exc
+            message = _TYPE_MESSAGES[self.type] if self.type in _TYPE_MESSAGES else _l("invalid value")
+            raise SettingError(message) from exc
         if self.minimum is not None and value < self.minimum:
-            raise SettingError(f"must be at least {self.minimum}")
+            raise SettingError(_l("must be at least %(n)s", n=self.minimum))
         if self.maximum is not None and value > self.maximum:
-            raise SettingError(f"must be at most {self.maximum}")
+            raise SettingError(_l("must be at most %(n)s", n=self.maximum))
         if self.validate is not None:
             self.validate(value)
         return value
@@ -124,6 +135,8 @@ class SettingSpec:
         if self.type == "time":
             return value.strftime("%H:%M")
         if self.type == "decimal":
+            if isinstance(value, float):
+                raise TypeError(f"{self.key}: money is Decimal, not float ({value!r})")
             return str(Decimal(value).quantize(Decimal("0.01")))
         return str(value)
 
@@ -131,11 +144,12 @@ class SettingSpec:
         return timedelta(minutes=value)
 
 
+# Lazy: the message is translated when str() is taken (in the request, in the user's language).
 _TYPE_MESSAGES = {
-    "int": "a whole number",
-    "minutes": "a whole number of minutes",
-    "decimal": "an amount such as 200 or 200.50",
-    "time": "a time as HH:MM",
+    "int": _l("a whole number"),
+    "minutes": _l("a whole number of minutes"),
+    "decimal": _l("an amount such as 200 or 200.50"),
+    "time": _l("a time as HH:MM"),
 }
 
 
@@ -203,3 +217,4 @@ class SlaPolicy:
     setting_key: str  # the per-unit setting that holds the duration in minutes
     calendar: str = "wall"  # "wall" or "working"
     rule: str = ""
+    pausable: bool = False  # whether the plugin may pause and resume the timer

@@ -32,6 +32,7 @@ from portal.plugin_api import (
     PenaltyRule,
     Permission,
     Role,
+    SettingError,
     SettingSpec,
     SlaPolicy,
 )
@@ -39,6 +40,9 @@ from portal.plugin_api import (
 ENTRY_POINT_GROUP = "portal.plugins"
 CORE = "core"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+# names the core's own blueprints and URL prefixes use
+RESERVED = frozenset({"admin", "api", "audit", "auth", "core", "inbox", "panels", "penalties",
+                      "sla", "static"})
 _RULE_ID = re.compile(r"^[A-Z]+-[A-Z]?\d{2}$")
 
 
@@ -95,7 +99,10 @@ def build_registry(app: Flask) -> PluginRegistry:
             raise PluginError(
                 f"PORTAL_PLUGINS names plugins that are not installed: {', '.join(sorted(missing))}"
             )
-    pm.check_pending()
+    try:
+        pm.check_pending()  # a hookimpl whose name matches no hook spec (a misspelt hook)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from exc
 
     _collect_roles(registry)
     _collect_permissions(registry)
@@ -107,11 +114,14 @@ def build_registry(app: Flask) -> PluginRegistry:
 
 
 def _register(registry: PluginRegistry, name: str, plugin: object) -> None:
-    if name != CORE and (not _NAME.match(name) or name in ("admin", "auth", "static", "api")):
+    if name != CORE and (not _NAME.match(name) or name in RESERVED):
         raise PluginError(f"plugin name {name!r} must be a lowercase identifier, not reserved")
     if name in registry.plugins:
         raise PluginError(f"plugin {name!r} is registered twice")
-    registry.pm.register(plugin, name=name)
+    try:
+        registry.pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # a hook with arguments its spec does not have
+        raise PluginError(f"plugin {name!r}: {exc}") from exc
     registry.plugins[name] = plugin
 
 
@@ -160,7 +170,16 @@ def _collect_settings(registry: PluginRegistry) -> None:
             raise PluginError(f"setting {spec.key!r} has unknown type {spec.type!r}")
         if spec.key in registry.settings:
             raise PluginError(f"setting {spec.key!r} is defined twice")
-        spec.parse(spec.dump(spec.default))  # the default must pass its own validation
+        try:
+            spec.parse(spec.dump(spec.default))  # the default must pass its own validation
+        except SettingError as exc:
+            # the message may be a lazy translation, unusable before Babel is set up
+            detail = exc.args[0] if exc.args and isinstance(exc.args[0], str) else (
+                f"type {spec.type}, minimum {spec.minimum!r}, maximum {spec.maximum!r}")
+            raise PluginError(
+                f"setting {spec.key!r} of plugin {owner!r}: the default {spec.default!r} "
+                f"fails its own validation ({detail})"
+            ) from exc
         registry.settings[spec.key] = spec
 
 

@@ -31,8 +31,10 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.endpoint != "static" and (
-        current_user.is_authenticated or request.endpoint in ("auth.login",)
-    ):
+    try:
+        authenticated = current_user.is_authenticated
+    except Exception:  # noqa: BLE001 - user not loadable (database down): keep it private
+        authenticated = True
+    if request.endpoint != "static" and (authenticated or request.endpoint in ("auth.login",)):
         headers["Cache-Control"] = "no-store"
     return response

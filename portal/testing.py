@@ -79,6 +79,7 @@ def make_app(url: str, **overrides) -> Flask:
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": url,
         "SECRET_KEY": "test-secret",
+        "PORTAL_AUDIT_KEY": "test-audit-key",
         "PORTAL_EXTRA_PLUGINS": {"testplug": testplug},
         "PORTAL_DEMO_PASSWORD": PASSWORD,
     }
@@ -111,8 +112,16 @@ def _empty_tables(app: Flask) -> None:
     if is_postgres(app):
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     else:
+        # append-only and sealed tables refuse DELETE: lift their triggers while emptying
+        triggers = db.session.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        ).all()
+        for name, _sql in triggers:
+            db.session.execute(text(f'DROP TRIGGER "{name}"'))
         for name in tables:
             db.session.execute(text(f"DELETE FROM {name}"))
+        for _name, sql in triggers:
+            db.session.execute(text(sql))
     db.session.commit()
 
 
@@ -142,9 +151,19 @@ def make_unit(code: str, parent: Unit | None = None, kind: str = "station",
     return unit
 
 
+_HASHES: dict[str, str] = {}
+
+
+def _hash(password: str) -> str:
+    """argon2id at full strength costs ~0.1 s: hash each test password once per run."""
+    if password not in _HASHES:
+        _HASHES[password] = hash_password(password)
+    return _HASHES[password]
+
+
 def make_user(username: str, *roles: tuple[Unit, str], password: str = PASSWORD, **fields) -> User:
     user = User(username=username, display_name=fields.pop("display_name", username.title()),
-                password_hash=hash_password(password), **fields)
+                password_hash=_hash(password), **fields)
     db.session.add(user)
     db.session.flush()
     for unit, role in roles:

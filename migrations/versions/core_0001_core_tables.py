@@ -148,6 +148,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_setting_values_unit_id'))
         batch_op.drop_index(batch_op.f('ix_setting_values_key'))
 
+    op.drop_table('setting_values')
     op.drop_table('memberships')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_unit_id'))

@@ -21,14 +21,19 @@ bp = Blueprint("notices", __name__, url_prefix="/notices", template_folder="temp
 
 
 def _reachable_unit_ids() -> set[int]:
-    """Notices of the current unit, its ancestors (posted for everyone below) and its subtree."""
-    return {u.id for u in current_unit().lineage()} | scope_ids()
+    """Notices of the current unit and its ancestors (posted for everyone below); those who
+    post notices also oversee the notices of the sub-units."""
+    unit = current_unit()
+    ids = {u.id for u in unit.lineage()}
+    if can(current_user, "notices.post", unit):
+        ids |= scope_ids()
+    return ids
 
 
 def _current_query(include_ended: bool = False):
     unit = current_unit()
     today = settings.local_date(unit, utcnow())
-    query = select(Notice).where(Notice.unit_id.in_({u.id for u in unit.lineage()}))
+    query = select(Notice).where(Notice.unit_id.in_(_reachable_unit_ids()))
     if not include_ended:
         query = query.where(Notice.withdrawn_at.is_(None), Notice.visible_until >= today)
     return query.order_by(Notice.pinned.desc(), Notice.published_at.desc())

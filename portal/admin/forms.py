@@ -6,13 +6,20 @@ from zoneinfo import available_timezones
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from portal.auth.forms import strong_password
 from portal.units.models import kind_labels
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+def email_format(form, field):
+    """A plain shape check (wtforms' Email() needs the email_validator package)."""
+    if field.data and not EMAIL.match(field.data.strip()):
+        raise ValidationError(_l("Invalid email address."))
 
 
 def username_format(form, field):
@@ -24,7 +31,7 @@ class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), username_format],
                            render_kw={"autocapitalize": "none", "autocomplete": "off"})
     display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("E-mail (optional)"), validators=[Optional(), Email(), Length(max=254)])
+    email = EmailField(_l("E-mail (optional)"), validators=[Optional(), email_format, Length(max=254)])
     password = PasswordField(_l("Initial password"),
                              validators=[DataRequired(), Length(max=200), strong_password],
                              render_kw={"autocomplete": "new-password"})
@@ -34,7 +41,7 @@ class UserCreateForm(FlaskForm):
 
 class UserEditForm(FlaskForm):
     display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("E-mail (optional)"), validators=[Optional(), Email(), Length(max=254)])
+    email = EmailField(_l("E-mail (optional)"), validators=[Optional(), email_format, Length(max=254)])
     active = BooleanField(_l("Account active (unticking ends all of the user's sessions)"))
 
 

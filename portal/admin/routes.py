@@ -17,7 +17,13 @@ from portal.admin.forms import (
 )
 from portal.audit import record
 from portal.auth import sessions
-from portal.auth.access import current_unit, get_in_scope_or_404, permission_required, scope_ids
+from portal.auth.access import (
+    can,
+    current_unit,
+    get_in_scope_or_404,
+    permission_required,
+    scope_ids,
+)
 from portal.auth.models import Membership, User
 from portal.auth.passwords import hash_password
 from portal.extensions import db
@@ -145,7 +151,7 @@ def user_edit(user_id: int):
     form = UserEditForm()
     if not form.validate_on_submit():
         return _user_page(user, edit=form, status=400)
-    if not form.active.data and user.active and not _fully_in_scope(user):
+    if form.active.data != user.active and not _fully_in_scope(user):
         abort(403)
     if user.id == current_user.id and not form.active.data:
         form.active.errors.append(_("You cannot disable your own account."))
@@ -379,11 +385,9 @@ def setting_detail(key: str):
     if request.method == "GET":
         form.effective_from.data = settings.default_effective_date(unit)
         form.value.data = spec.dump(settings.value(unit, key))
+    elif not can(current_user, "core.settings.manage", unit):
+        abort(403)  # managers and auditors may look, not change: refused before validation
     elif form.validate_on_submit():
-        from portal.auth.access import can
-
-        if not can(current_user, "core.settings.manage", unit):
-            abort(403)
         today = settings.local_date(unit, _now())
         try:
             spec.parse(form.value.data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime
@@ -29,7 +30,19 @@ def load_user(token: str) -> User | None:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """``target`` if it is a path on this site, else the dashboard (no open redirect).
+
+    Browsers drop tabs and newlines inside URLs ("/<TAB>/evil.com" becomes "//evil.com")
+    and read a backslash as a slash, so any control character or backslash is refused.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 32 or ord(c) == 127 for c in target)
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("core.dashboard")
 
@@ -43,7 +56,7 @@ def login():
     if form.validate_on_submit():
         username = form.username.data.strip().lower()
         user = db.session.scalar(select(User).where(func.lower(User.username) == username))
-        until = throttle.locked_until(user)
+        until = throttle.locked_until(user, username)
         if until is not None:
             form.username.errors.append(
                 _("Too many failed attempts. This account is locked until %(time)s.",

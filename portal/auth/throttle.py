@@ -20,10 +20,33 @@ from portal.extensions import db
 log = logging.getLogger("portal.security")
 
 
-def locked_until(user: User | None) -> datetime | None:
-    if user is not None and user.locked_until and user.locked_until > utcnow():
+def locked_until(user: User | None, username: str = "") -> datetime | None:
+    """When the lock on this login name ends, or None.
+
+    A name that belongs to no account is "locked" the same way, so that the lock
+    message does not tell which usernames exist.
+    """
+    now = utcnow()
+    if user is None:
+        return _unknown_name_lock(username, now)
+    if user.locked_until and user.locked_until > now:
         return user.locked_until
     return None
+
+
+def _unknown_name_lock(username: str, now: datetime) -> datetime | None:
+    cfg = current_app.config
+    recent = db.session.scalars(
+        select(LoginAttempt.at)
+        .where(LoginAttempt.username == username, LoginAttempt.success.is_(False),
+               LoginAttempt.at > now - cfg["PORTAL_LOGIN_WINDOW"] - cfg["PORTAL_LOGIN_LOCKOUT"])
+        .order_by(LoginAttempt.at.desc())
+        .limit(cfg["PORTAL_LOGIN_MAX_FAILURES"])
+    ).all()
+    if len(recent) < cfg["PORTAL_LOGIN_MAX_FAILURES"] or recent[0] - recent[-1] > cfg["PORTAL_LOGIN_WINDOW"]:
+        return None
+    until = recent[0] + cfg["PORTAL_LOGIN_LOCKOUT"]
+    return until if until > now else None
 
 
 def note_success(username: str) -> None:
@@ -40,7 +63,7 @@ def note_failure(username: str, user: User | None) -> datetime | None:
            after={"username": username})
     if user is None:
         db.session.commit()
-        return None
+        return _unknown_name_lock(username, now)
     since = now - cfg["PORTAL_LOGIN_WINDOW"]
     last_success = db.session.scalar(
         select(func.max(LoginAttempt.at)).where(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
@@ -119,16 +120,23 @@ def china_calendar(
     extra_workdays: Iterable[date] = (),
 ) -> WorkingCalendar:
     """A calendar with China's statutory holidays and make-up working days for ``years``."""
-    cn = holidays_lib.China(years=list(years))
-    workdays = {d for d in getattr(cn, "weekend_workdays", set()) if d.year in set(cn.years)}
-    off = set(cn.keys()) | set(extra_holidays)
-    work = (workdays | set(extra_workdays)) - set(extra_holidays)
+    statutory, makeup = china_days(tuple(sorted(set(years))))
+    off = set(statutory) | set(extra_holidays)
+    work = (set(makeup) | set(extra_workdays)) - set(extra_holidays)
     return WorkingCalendar(
         zone=ZoneInfo(zone),
         hours=dict(OFFICE_HOURS if hours is None else hours),
         holidays=frozenset(off - set(extra_workdays)),
         workdays=frozenset(work),
     )
+
+
+@lru_cache(maxsize=32)
+def china_days(years: tuple[int, ...]) -> tuple[frozenset[date], frozenset[date]]:
+    """China's statutory holidays and make-up working days (调休上班) in ``years`` (cached)."""
+    cn = holidays_lib.China(years=list(years))
+    workdays = {d for d in getattr(cn, "weekend_workdays", set()) if d.year in set(cn.years)}
+    return frozenset(cn.keys()), frozenset(workdays)
 
 
 def wall_deadline(start: datetime, duration: timedelta) -> datetime:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import click
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, render_template, request
 
 from portal.auth.access import permission_required
+from portal.extensions import db
 from portal.hookspecs import hookimpl
 from portal.plugin_api import (
     NavItem,
@@ -23,6 +24,7 @@ from portal.plugin_api import (
 bp = Blueprint("testplug", __name__, url_prefix="/testplug", template_folder="templates")
 ISSUED: list = []  # what portal_penalty_issued was told
 SEEDED: list = []  # what portal_seed_demo received
+EVENTS: list = []  # every event portal_assess_penalties saw (the deadline sweep's tests count them)
 
 
 @bp.route("/")
@@ -41,6 +43,26 @@ def panel():
 @permission_required("testplug.inspect")
 def inspect():
     return "inspected"
+
+
+@bp.route("/probe/<int:probe_id>", methods=["POST"])
+@permission_required("testplug.view")
+def probe_change(probe_id):
+    """Change or delete a sealed probe row through the ORM (tests of CORE-07 over HTTP)."""
+    from tests.testplug.sealed_probe import SealedProbe
+
+    probe = db.session.get(SealedProbe, probe_id)
+    if probe is None:
+        abort(404)
+    action = request.form.get("action")
+    if action == "delete":
+        db.session.delete(probe)
+    elif action in ("body", "status"):
+        setattr(probe, action, request.form.get("value", ""))
+    else:
+        abort(400)
+    db.session.commit()
+    return "saved"
 
 
 @hookimpl
@@ -66,6 +88,8 @@ def portal_register_settings():
     return [
         SettingSpec("testplug.reply_minutes", "minutes", 30, "回复时限（分钟）", "Reply within (minutes)",
                     rule="TST-R01", minimum=1, maximum=1440),
+        SettingSpec("testplug.work_minutes", "minutes", 120, "处理时限（工作分钟）",
+                    "Handle within (working minutes)", rule="TST-R02", minimum=0, maximum=100000),
         SettingSpec("testplug.fine", "decimal", Decimal("200.00"), "罚款金额", "Fine", rule="TST-P01",
                     minimum=Decimal("0")),
     ]
@@ -107,10 +131,19 @@ def portal_register_penalty_rules():
 
 @hookimpl
 def portal_assess_penalties(event):
-    if event.name != "testplug.reply_late":
-        return []
-    return [PenaltyDraft("TST-P01", event.unit_id, event.subject_user_id, event.occurred_at,
-                         evidence=event.data.get("evidence", ""), amount=Decimal("200"))]
+    EVENTS.append(event)
+    if event.name == "testplug.reply.breached" and event.subject_user_id is not None:
+        return [PenaltyDraft("TST-P01", event.unit_id, event.subject_user_id, event.occurred_at,
+                             evidence=event.data.get("evidence", ""), amount=Decimal("200"))]
+    if event.name == "testplug.reply_late":
+        return [PenaltyDraft("TST-P01", event.unit_id, event.subject_user_id, event.occurred_at,
+                             evidence=event.data.get("evidence", ""), amount=Decimal("200"))]
+    if event.name == "testplug.second_complaint":
+        # proposes whatever amount the event carries, so tests can step outside TST-P02's range
+        return [PenaltyDraft("TST-P02", event.unit_id, event.subject_user_id, event.occurred_at,
+                             evidence=event.data.get("evidence", ""),
+                             amount=Decimal(event.data["amount"]))]
+    return []
 
 
 @hookimpl
@@ -120,4 +153,8 @@ def portal_penalty_issued(notice):
 
 @hookimpl
 def portal_sla_policies():
-    return [SlaPolicy("testplug.reply", "testplug.reply_minutes", calendar="wall", rule="TST-R01")]
+    return [
+        SlaPolicy("testplug.reply", "testplug.reply_minutes", calendar="wall", rule="TST-R01"),
+        SlaPolicy("testplug.work", "testplug.work_minutes", calendar="working", rule="TST-R02",
+                  pausable=True),
+    ]

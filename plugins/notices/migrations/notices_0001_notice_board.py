@@ -60,15 +60,8 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_notices_read_notice_id'))
 
     op.drop_table('notices_read')
-    with op.batch_alter_table('user_sessions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_user_sessions_user_id'))
-
-    op.drop_table('setting_values')
     with op.batch_alter_table('notices_notice', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notices_notice_unit_id'))
         batch_op.drop_index(batch_op.f('ix_notices_notice_published_at'))
 
     op.drop_table('notices_notice')
-    with op.batch_alter_table('memberships', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_memberships_user_id'))
-        batch_op.drop_index(batch_op.f('ix_memberships_unit_id'))

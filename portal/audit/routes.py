@@ -1,0 +1,138 @@
+"""The auditor's view of the audit trail (CORE-08): ``/audit/``.
+
+Entries of the current unit's subtree, newest first, filtered by unit, actor,
+action and local date range, paged by ``seq`` (keyset: ``?before=<seq>``).
+"Verify chain" (POST) walks the whole chain and is itself audited.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+from flask import Blueprint, flash, render_template, request, url_for
+from flask_babel import gettext as _
+from markupsafe import escape
+from sqlalchemy import func, select
+
+from portal.audit.models import AuditEntry, record
+from portal.audit.sealed import SealedRecordError
+from portal.auth.access import current_unit, permission_required, scope_ids
+from portal.extensions import db
+from portal.htmx import is_htmx, redirect_to, render_page
+from portal.settings.models import unit_zone
+from portal.templating import tree_order
+from portal.units.models import Unit, descendant_ids
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+PER_PAGE = 50
+
+
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat((raw or "").strip()) if raw else None
+    except ValueError:
+        return None
+
+
+def _int(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _filters() -> dict:
+    args = request.args
+    return {
+        "unit": _int(args.get("unit")),
+        "actor": (args.get("actor") or "").strip()[:64],
+        "action": (args.get("action") or "").strip()[:64],
+        "since": _day(args.get("since")),
+        "until": _day(args.get("until")),
+    }
+
+
+def _query(filters: dict):
+    scope = scope_ids()
+    query = select(AuditEntry).where(AuditEntry.unit_id.in_(scope))
+    if filters["unit"] is not None and filters["unit"] in scope:
+        query = query.where(AuditEntry.unit_id.in_(descendant_ids({filters["unit"]}) & scope))
+    if filters["actor"]:
+        query = query.where(func.lower(AuditEntry.actor_name).like(f"%{_escape(filters['actor'].lower())}%",
+                                                                   escape="\\"))
+    if filters["action"]:
+        action = filters["action"]
+        if action.endswith("."):
+            query = query.where(AuditEntry.action.like(f"{_escape(action)}%", escape="\\"))
+        else:
+            query = query.where(AuditEntry.action == action)
+    zone = unit_zone(current_unit())
+    if filters["since"]:
+        start = datetime.combine(filters["since"], time(), tzinfo=zone).astimezone(timezone.utc)
+        query = query.where(AuditEntry.at >= start)
+    if filters["until"]:
+        end = datetime.combine(filters["until"] + timedelta(days=1), time(), tzinfo=zone)
+        query = query.where(AuditEntry.at < end.astimezone(timezone.utc))
+    return query
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@bp.route("/")
+@permission_required("core.audit.view")
+def index():
+    filters = _filters()
+    before = _int(request.args.get("before"))
+    query = _query(filters)
+    if before is not None:
+        query = query.where(AuditEntry.seq < before)
+    rows = db.session.scalars(query.order_by(AuditEntry.seq.desc()).limit(PER_PAGE + 1)).all()
+    more = len(rows) > PER_PAGE
+    rows = rows[:PER_PAGE]
+    args = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in filters.items() if v not in (None, "")}
+    older = url_for("audit.index", **args, before=rows[-1].seq) if more and rows else None
+    newest = url_for("audit.index", **args) if before is not None else None
+    units = tree_order(db.session.scalars(select(Unit).where(Unit.id.in_(scope_ids()))).all())
+    actions = db.session.scalars(
+        select(AuditEntry.action).where(AuditEntry.unit_id.in_(scope_ids())).distinct().order_by(AuditEntry.action)
+    ).all()
+    unit_names = {u.id: u.name for u, _depth in units}
+    return render_page(
+        "audit/index.html", "audit/_entries.html", entries=rows, filters=filters, units=units,
+        actions=actions, older=older, newest=newest, unit_names=unit_names,
+    )
+
+
+@bp.route("/verify", methods=["POST"])
+@permission_required("core.audit.verify")
+def verify():
+    from portal.audit.verify import verify_stored_chain
+
+    result = verify_stored_chain()
+    problem = result.problem
+    record("audit.verified", "audit_chain", None, unit_id=current_unit().id,
+           after={"ok": result.ok, "entries": result.count,
+                  "problem": None if problem is None else {"kind": problem.kind, "seq": problem.seq,
+                                                           "message": problem.message}})
+    db.session.commit()
+    if is_htmx():
+        return render_template("audit/_verify_result.html", result=result)
+    if result.ok:
+        flash(_("Audit chain verified: %(n)s entries, no damage found.", n=result.count), "success")
+    else:
+        flash(_("Audit chain damaged at entry %(seq)s (%(kind)s): %(message)s", seq=problem.seq,
+                kind=problem.kind, message=problem.message), "error")
+    return redirect_to(url_for("audit.index"))
+
+
+@bp.app_errorhandler(SealedRecordError)
+def sealed_refused(error: SealedRecordError):
+    """A sealed or append-only record was about to change: 409 with a clear message."""
+    db.session.rollback()
+    message = _("This record is sealed and cannot be changed or deleted. Record a correction instead.")
+    if is_htmx():
+        return f'<p class="form-errors" role="alert">{escape(message)}</p>', 409
+    return render_template("errors/error.html", code=409, title=_("Record sealed"), text=message), 409
