@@ -27,6 +27,7 @@ import pluggy
 from flask import Blueprint, Flask
 
 from portal import hookspecs
+from portal.penalties.settings import rule_amount_settings
 from portal.plugin_api import (
     BUILTIN_ROLES,
     PenaltyRule,
@@ -43,7 +44,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 # names the core's own blueprints and URL prefixes use
 RESERVED = frozenset({"admin", "api", "audit", "auth", "core", "inbox", "panels", "penalties",
                       "sla", "static"})
-_RULE_ID = re.compile(r"^[A-Z]+-[A-Z]?\d{2}$")
+_RULE_ID = re.compile(r"^[A-Z]+-[A-Z]?\d{2}(?:-[A-Z0-9]+)?$")  # EXP-P04, or a variant EXP-P04-M
 
 
 class PluginError(RuntimeError):
@@ -62,6 +63,7 @@ class PluginRegistry:
     grants: dict[str, set[str]] = field(default_factory=dict)
     settings: dict[str, SettingSpec] = field(default_factory=dict)
     penalty_rules: dict[str, PenaltyRule] = field(default_factory=dict)
+    rule_owner: dict[str, str] = field(default_factory=dict)  # rule id → plugin
     sla_policies: dict[str, SlaPolicy] = field(default_factory=dict)
 
     @property
@@ -190,6 +192,11 @@ def _collect_penalty_rules(registry: PluginRegistry) -> None:
         if rule.id in registry.penalty_rules:
             raise PluginError(f"penalty rule {rule.id!r} is defined twice")
         registry.penalty_rules[rule.id] = rule
+        registry.rule_owner[rule.id] = owner
+        for spec in rule_amount_settings(owner, rule):
+            if spec.key in registry.settings:
+                raise PluginError(f"setting {spec.key!r} is defined twice")
+            registry.settings[spec.key] = spec
 
 
 def _collect_sla_policies(registry: PluginRegistry) -> None:

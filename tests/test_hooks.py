@@ -344,8 +344,9 @@ def test_hook_portal_assess_penalties_proposes_a_draft(app, tree):
     drafts = assess(_event("testplug.reply_late", tree["north"].id, sam.id, evidence="ticket 7"))
     assert len(drafts) == 1
     draft = drafts[0]
+    # a fixed fine is left to the core (the unit's amount in force at the offence)
     assert (draft.rule_id, draft.amount, draft.user_id, draft.unit_id, draft.evidence) == (
-        "TST-P01", Decimal("200"), sam.id, tree["north"].id, "ticket 7")
+        "TST-P01", None, sam.id, tree["north"].id, "ticket 7")
     assert assess(_event("testplug.something_else", tree["north"].id, sam.id)) == []
 
 

@@ -125,6 +125,32 @@ def test_core_03_manual_draft_checks_rule_evidence_and_amount(app, tree, people)
         service.create_manual(rule_id="TST-P02", evidence="x", **{**base, "proposer": people["sam"]})
 
 
+def test_core_10_fines_are_per_unit_settings_judged_when_the_offence_happened(app, tree, people):
+    north, south = tree["north"], tree["south"]
+    settings.change(north, "testplug.fine.TST-P01", "250", date(2026, 11, 10), people["ida"])
+    settings.change(north, "testplug.fine.TST-P02.max", "1500", date(2026, 11, 10), people["ida"])
+    db.session.commit()
+    before, after = local(2026, 11, 9, 23, 59), local(2026, 11, 10, 0, 0)
+    assert service.rule_in_force("TST-P02", north, before).amount_max == Decimal("1000")
+    assert service.rule_in_force("TST-P02", north, after).amount_max == Decimal("1500.00")
+    assert service.rule_in_force("TST-P02", south, after).amount_max == Decimal("1000")
+    # a fixed fine is filled in from the value in force at the offence
+    assert drafted(tree, people["sam"], at=before).amount == Decimal("200.00")
+    assert drafted(tree, people["sam"], at=after, evidence="ticket 8").amount == Decimal("250.00")
+    # a range is checked against the range in force at the offence, not at publication
+    base = dict(unit=north, person=people["sam"], rule_id="TST-P02", evidence="second complaint",
+                proposer=people["ida"])
+    old = service.create_manual(occurred_at=local(2026, 11, 9, 9), **base)
+    new = service.create_manual(occurred_at=local(2026, 11, 10, 9), **base)
+    db.session.commit()
+    with pytest.raises(R.PenaltyRuleError, match="from 500.00 to 1000.00"):
+        service.publish(old, people["ivy"], amount="1200", now=local(2026, 11, 11))
+    db.session.rollback()
+    service.publish(new, people["ivy"], amount="1200", now=local(2026, 11, 11))
+    db.session.commit()
+    assert new.amount == Decimal("1200.00")
+
+
 def test_core_07_published_notice_content_cannot_change(app, tree, people):
     notice = published(tree, people, local(2026, 11, 10, 10))
     notice.amount = Decimal("1.00")

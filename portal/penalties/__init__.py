@@ -18,12 +18,16 @@ class PenaltyDraftError(ValueError):
 
 def assess(event: DomainEvent) -> list[PenaltyDraft]:
     """Ask every plugin for penalties this event calls for; each draft is validated."""
+    from portal.extensions import db
+    from portal.penalties.service import rule_in_force
+    from portal.units.models import Unit
+
     registry = current_app.extensions["portal"]
     drafts = [d for group in registry.hook.portal_assess_penalties(event=event) for d in group or []]
     for draft in drafts:
-        rule = registry.penalty_rules.get(draft.rule_id)
-        if rule is None:
+        if draft.rule_id not in registry.penalty_rules:
             raise PenaltyDraftError(f"draft for unknown rule {draft.rule_id!r}")
+        rule = rule_in_force(draft.rule_id, db.session.get(Unit, draft.unit_id), draft.occurred_at)
         if draft.amount is not None and rule.amount_min is not None and not (
             rule.amount_min <= draft.amount <= rule.amount_max
         ):

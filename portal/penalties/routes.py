@@ -115,7 +115,7 @@ def _detail(notice: PenaltyNotice, status: int = 200, **forms):
         "" if notice.amount is None else str(notice.amount)))
     context = {
         "notice": notice,
-        "rule": service.rule_of(notice.rule_id),
+        "rule": service.rule_in_force(notice.rule_id, unit, notice.occurred_at),
         "remaining": _remaining(notice, now),
         "appeal_form": forms.get("appeal_form") or AppealForm(formdata=None),
         "publish_form": publish_form,
@@ -253,7 +253,9 @@ def _people_in_scope() -> list[User]:
 
 def _rule_choices() -> list[tuple[str, str]]:
     out = []
-    for rule in sorted(service.penalty_rules().values(), key=lambda r: r.id):
+    unit = current_unit()
+    for rule_id in sorted(service.penalty_rules()):
+        rule = service.rule_in_force(rule_id, unit)
         if rule.amount_min is None:
             amount = _("amount set by the issuer")
         elif rule.is_range:

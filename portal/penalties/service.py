@@ -13,6 +13,7 @@ the form).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,7 @@ from portal.penalties import announce_issued, assess, inbox
 from portal.penalties import rules as R
 from portal.penalties.models import InboxMessage, PenaltyAppeal, PenaltyDecision, PenaltyNotice
 from portal.plugin_api import DomainEvent, PenaltyDraft, PenaltyRule
+from portal.penalties.settings import amount_setting_keys
 from portal.settings import models as settings
 from portal.units.models import Unit
 
@@ -44,6 +46,19 @@ def penalty_rules() -> dict[str, PenaltyRule]:
 
 def rule_of(rule_id: str) -> PenaltyRule | None:
     return penalty_rules().get(rule_id)
+
+
+def rule_in_force(rule_id: str, unit: Unit, at: datetime | None = None) -> PenaltyRule | None:
+    """The rule with the unit's amounts in force at ``at`` (CORE-10: an offence is judged by the
+    amounts in force when it happened).  Each amount is a per-unit setting
+    (``<plugin>.fine.<rule>``, or ``….min``/``….max`` for a range)."""
+    rule = rule_of(rule_id)
+    keys = None if rule is None else amount_setting_keys(
+        current_app.extensions["portal"].rule_owner[rule_id], rule)
+    if keys is None:
+        return rule
+    low, high = (settings.value(unit, key, at) for key in keys)
+    return replace(rule, amount_min=min(low, high), amount_max=max(low, high))
 
 
 def rule_title(rule_id: str, lang: str = "zh") -> str:
@@ -110,9 +125,14 @@ def record_event(event: DomainEvent) -> list[PenaltyNotice]:
         if existing is not None:
             out.append(existing)
             continue
+        amount = draft.amount
+        if amount is None:
+            rule = rule_in_force(draft.rule_id, db.session.get(Unit, draft.unit_id), draft.occurred_at)
+            if rule.amount_min is not None and not rule.is_range:
+                amount = rule.amount_min
         notice = PenaltyNotice(
             unit_id=draft.unit_id, user_id=draft.user_id, rule_id=draft.rule_id,
-            amount=draft.amount, evidence=draft.evidence or "", occurred_at=draft.occurred_at,
+            amount=amount, evidence=draft.evidence or "", occurred_at=draft.occurred_at,
             source=R.ASSESSMENT, event_name=event.name, dedupe_key=key, status=R.DRAFT,
         )
         db.session.add(notice)
@@ -127,7 +147,7 @@ def create_manual(*, unit: Unit, person: User, rule_id: str, evidence: str, occu
     """An auditor enters a draft with evidence; another auditor must publish it."""
     if not can(proposer, ISSUE, unit):
         raise R.PenaltyRuleError(_l("Only an auditor may propose penalties."))
-    rule = rule_of(rule_id)
+    rule = rule_in_force(rule_id, unit, occurred_at)
     checked = R.check_new_draft(rule, person.id if person else None, evidence, amount)
     if occurred_at > utcnow():
         raise R.PenaltyRuleError(_l("The offence cannot be in the future."), "occurred_at")
@@ -158,8 +178,8 @@ def publish(notice: PenaltyNotice, actor: User, amount: Any = None,
     now = now or utcnow()
     unit = notice.unit
     before = _snapshot(notice)
-    R.publish(notice, actor_id=actor.id, may_issue=can(actor, ISSUE, unit), rule=rule_of(notice.rule_id)
-              or _missing_rule(notice), amount=amount, now=now, zone=settings.unit_zone(unit),
+    R.publish(notice, actor_id=actor.id, may_issue=can(actor, ISSUE, unit),
+              rule=rule_in_force(notice.rule_id, unit, notice.occurred_at) or _missing_rule(notice), amount=amount, now=now, zone=settings.unit_zone(unit),
               appeal_days=settings.value(unit, "core.appeal_days", now),
               deduction_mode=settings.value(unit, "core.deduction_month", now))
     seal(notice, now)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask_babel import lazy_gettext as _l
 
-from portal.penalties.rules import DEDUCTION_MODES
-from portal.plugin_api import SettingError, SettingSpec
+from portal.penalties.rules import DEDUCTION_MODES, MAX_AMOUNT
+from portal.plugin_api import PenaltyRule, SettingError, SettingSpec
 
 
 def _check_deduction_mode(value: str) -> None:
@@ -36,4 +38,34 @@ def penalty_settings() -> list[SettingSpec]:
             "Repeat offences counted over (months)", rule="CORE-06", minimum=0, maximum=240,
             help_zh="0 = 累计，永不清零。", help_en="0 = cumulative, never reset.",
         ),
+    ]
+
+
+def amount_setting_keys(owner: str, rule: PenaltyRule) -> tuple[str, str] | None:
+    """The keys of a rule's amount settings: (minimum, maximum), the same key when fixed."""
+    if rule.amount_min is None:
+        return None
+    if rule.is_range:
+        return f"{owner}.fine.{rule.id}.min", f"{owner}.fine.{rule.id}.max"
+    key = f"{owner}.fine.{rule.id}"
+    return key, key
+
+
+def rule_amount_settings(owner: str, rule: PenaltyRule) -> list[SettingSpec]:
+    """Every amount a regulation sets is a per-unit setting with the regulation's value (CORE-10).
+
+    Registered for the plugin that owns the rule, so its settings page lists them.
+    """
+    keys = amount_setting_keys(owner, rule)
+    if keys is None:
+        return []
+    common = {"type": "decimal", "rule": rule.id, "minimum": Decimal("0"), "maximum": MAX_AMOUNT}
+    if not rule.is_range:
+        return [SettingSpec(keys[0], default=rule.amount_min, label_zh=f"{rule.id} {rule.title_zh}：罚款金额（元）",
+                            label_en=f"{rule.id} {rule.title_en}: fine (yuan)", **common)]
+    return [
+        SettingSpec(keys[0], default=rule.amount_min, label_zh=f"{rule.id} {rule.title_zh}：罚款下限（元）",
+                    label_en=f"{rule.id} {rule.title_en}: lowest fine (yuan)", **common),
+        SettingSpec(keys[1], default=rule.amount_max, label_zh=f"{rule.id} {rule.title_zh}：罚款上限（元）",
+                    label_en=f"{rule.id} {rule.title_en}: highest fine (yuan)", **common),
     ]

@@ -132,12 +132,13 @@ def portal_register_penalty_rules():
 @hookimpl
 def portal_assess_penalties(event):
     EVENTS.append(event)
+    # TST-P01 is fixed: no amount, the core fills in the unit's fine in force at the offence
     if event.name == "testplug.reply.breached" and event.subject_user_id is not None:
         return [PenaltyDraft("TST-P01", event.unit_id, event.subject_user_id, event.occurred_at,
-                             evidence=event.data.get("evidence", ""), amount=Decimal("200"))]
+                             evidence=event.data.get("evidence", ""))]
     if event.name == "testplug.reply_late":
         return [PenaltyDraft("TST-P01", event.unit_id, event.subject_user_id, event.occurred_at,
-                             evidence=event.data.get("evidence", ""), amount=Decimal("200"))]
+                             evidence=event.data.get("evidence", ""))]
     if event.name == "testplug.second_complaint":
         # proposes whatever amount the event carries, so tests can step outside TST-P02's range
         return [PenaltyDraft("TST-P02", event.unit_id, event.subject_user_id, event.occurred_at,
