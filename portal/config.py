@@ -46,6 +46,13 @@ def from_environment(env: dict[str, str] | None = None) -> dict:
         "PORTAL_LOGIN_LOCKOUT": timedelta(minutes=int(env.get("PORTAL_LOGIN_LOCKOUT_MINUTES", "15"))),
         "SESSION_COOKIE_SECURE": _bool(env.get("PORTAL_SECURE_COOKIES")),
         "PORTAL_DEMO_PASSWORD": env.get("PORTAL_DEMO_PASSWORD") or None,
+        "PORTAL_SMTP_HOST": env.get("PORTAL_SMTP_HOST") or None,
+        "PORTAL_SMTP_PORT": int(env.get("PORTAL_SMTP_PORT") or "25"),
+        "PORTAL_SMTP_USER": env.get("PORTAL_SMTP_USER") or None,
+        "PORTAL_SMTP_PASSWORD": env.get("PORTAL_SMTP_PASSWORD") or None,
+        "PORTAL_SMTP_STARTTLS": _bool(env.get("PORTAL_SMTP_STARTTLS")),
+        "PORTAL_MAIL_FROM": env.get("PORTAL_MAIL_FROM") or None,
+        "PORTAL_BASE_URL": env.get("PORTAL_BASE_URL") or None,
     }
 
 

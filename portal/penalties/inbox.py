@@ -6,7 +6,9 @@ Any core service may send (the deadline sweep's warnings use it too)::
     send(user_id=7, subject=_l("A deadline is near"), body="…", link="/sla/", unit_id=3)
 
 Subject and body may be lazy strings: they are rendered in the recipient's
-language when the message is written.  The caller commits.
+language when the message is written.  The caller commits.  With SMTP configured
+(``PORTAL_SMTP_HOST``) a person with an e-mail address also gets a copy, sent
+after the commit (``portal.penalties.mail``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.penalties import mail
 from portal.penalties.models import InboxMessage
 
 
@@ -29,6 +32,7 @@ def send(user_id: int, subject, body="", link: str | None = None, unit_id: int |
         message = InboxMessage(user_id=user_id, unit_id=unit_id, kind=kind[:32],
                                title=str(subject)[:200], body=str(body or ""), link=link)
     db.session.add(message)
+    mail.queue(db.session(), user.email if user is not None else None, message.title, message.body, link)
     return message
 
 
