@@ -70,6 +70,13 @@ class PluginRegistry:
     def hook(self):
         return self.pm.hook
 
+    def title(self, name: str, lang: str = "zh") -> str:
+        """A plugin's display name: its module's ``TITLE = ("快件查询", "Express inquiries")``."""
+        title = getattr(self.plugins.get(name), "TITLE", None)
+        if not title:
+            return name
+        return title[1] if lang == "en" else title[0]
+
     def feature_plugins(self) -> list[str]:
         """Plugins that can be switched on and off per unit (all but the core)."""
         return [name for name in self.plugins if name != CORE]

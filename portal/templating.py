@@ -77,4 +77,6 @@ def register_template_globals(app: Flask) -> None:
             "lang": str(get_locale() or "zh_Hans"),
             "html_lang": "en" if str(get_locale()) == "en" else "zh-Hans",
             "request_path": request.full_path.rstrip("?"),
+            "plugin_title": lambda name: app.extensions["portal"].title(
+                name, "en" if str(get_locale()) == "en" else "zh"),
         }

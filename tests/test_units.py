@@ -388,3 +388,14 @@ def test_core_02_plugin_page_lists_feature_plugins_with_their_state(top_admin, t
     assert set(rows) == {"notices", "testplug"}
     assert "Off" in rows["notices"] and "inherited" not in rows["notices"]
     assert "On" in rows["testplug"] and "inherited" in rows["testplug"]
+    # shown by title in the user's language (here English), the code name beside it
+    assert "Notice board <code>notices</code>" in rows["notices"]
+    assert "testplug <code>testplug</code>" in rows["testplug"]  # no TITLE: the code name
+
+
+def test_core_02_dashboard_units_panel_names_plugins_in_the_users_language(app, tree):
+    make_user("zhang", (tree["north"], "staff"))
+    client = app.test_client()
+    client.login("zhang")
+    panel = client.get("/panels/units", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "公告栏" in panel and "Notice board" not in panel

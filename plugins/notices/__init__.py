@@ -13,6 +13,8 @@ from flask_babel import lazy_gettext as _l
 from portal.hookspecs import hookimpl
 from portal.plugin_api import NavItem, Panel, Permission, SettingSpec
 
+TITLE = ("公告栏", "Notice board")
+
 
 @hookimpl
 def portal_register_blueprints(app):  # noqa: ARG001
