@@ -104,8 +104,12 @@ def seed_demo() -> tuple[str, bool]:
 
 def print_logins(password: str, generated: bool) -> None:
     click.echo("Demo logins (username — role @ unit):")
-    for username, _name, unit_code, role in USERS:
-        click.echo(f"  {username:<20} {role:<11} @ {unit_code}")
+    rows = db.session.execute(
+        select(User.username, Membership.role, Unit.code).join(Membership, Membership.user_id == User.id)
+        .join(Unit, Unit.id == Membership.unit_id).order_by(Unit.code, User.username)).all()
+    core = {username: i for i, (username, *_rest) in enumerate(USERS)}
+    for username, role, unit_code in sorted(rows, key=lambda r: (core.get(r[0], len(core)), r[2], r[0])):
+        click.echo(f"  {username:<24} {role:<11} @ {unit_code}")
     if current_app.config.get("PORTAL_DEMO_PASSWORD"):
         click.echo("Password: the value of PORTAL_DEMO_PASSWORD")
     else:

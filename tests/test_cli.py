@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from portal.audit import AuditEntry
 from portal.auth.models import Membership, User
 from portal.auth.passwords import verify_password
+from plugins.express import demo as express_demo
 from portal.demo import UNITS, USERS
 from portal.extensions import db
 from portal.testing import PASSWORD, make_user
@@ -90,10 +91,12 @@ def test_seed_demo_is_idempotent_and_the_admin_can_log_in(app):
     first = run(app, "seed-demo")
     assert first.exit_code == 0, first.output
     after_first = counts()
-    assert after_first["Unit"] == len(UNITS)
-    assert after_first["User"] == len(USERS)
-    assert after_first["Membership"] == len(USERS)
+    # the core's demo units and users, and those the installed plugins add (express's network)
+    assert after_first["Unit"] == len(UNITS) + len(express_demo.UNITS)
+    assert after_first["User"] == len(USERS) + len(express_demo.USERS)
+    assert after_first["Membership"] == len(USERS) + len(express_demo.USERS)
     assert "admin" in first.output and "PORTAL_DEMO_PASSWORD" in first.output
+    assert "express.center" in first.output  # every demo login is printed, the plugins' too
     assert PASSWORD not in first.output  # a configured password is not echoed
 
     second = run(app, "seed-demo")
@@ -131,7 +134,7 @@ def test_seed_demo_completes_a_partly_seeded_database_and_restores_the_password(
     full = counts()
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     admin.password_hash = hash_password("something-else-9")
-    db.session.delete(db.session.scalar(select(User).where(User.username == "express.staff")))
+    db.session.delete(db.session.scalar(select(User).where(User.username == "store.staff")))
     db.session.commit()
     assert counts()["User"] == full["User"] - 1
     assert run(app, "seed-demo").exit_code == 0

@@ -118,21 +118,23 @@ def test_core_0002_chains_the_audit_entries_written_before_it(tmp_path):
         db.engine.dispose()
 
 
-def test_history_has_exactly_one_head_per_branch_core_and_notices(tmp_path):
+def test_history_has_exactly_one_head_per_branch_core_and_each_plugin(tmp_path):
     app = migration_app(f"sqlite:///{tmp_path / 'heads.sqlite3'}")
+    plugins = ("express", "notices")
     with app.app_context():
         script = script_directory(app)
         heads = script.get_heads()
         labels = sorted(tuple(sorted(script.get_revision(h).branch_labels)) for h in heads)
-        assert labels == [("core",), ("notices",)]
-        assert len(heads) == 2
+        assert labels == [("core",), *((p,) for p in plugins)]
+        assert len(heads) == 1 + len(plugins)
         # each plugin branch starts from nothing and depends on the core, never the reverse
         core_head = script.get_revision("core@head")
-        assert not any("notices" in r.branch_labels
-                       for r in script.iterate_revisions(core_head.revision, "base"))
-        notices_base = [r for r in script.walk_revisions()
-                        if "notices" in r.branch_labels and r.down_revision is None]
-        assert len(notices_base) == 1 and notices_base[0].dependencies
+        for plugin in plugins:
+            assert not any(plugin in r.branch_labels
+                           for r in script.iterate_revisions(core_head.revision, "base"))
+            base = [r for r in script.walk_revisions()
+                    if plugin in r.branch_labels and r.down_revision is None]
+            assert len(base) == 1 and base[0].dependencies
 
 
 def test_upgrade_empty_sqlite_database_matches_the_models_and_downgrades(tmp_path):

@@ -81,10 +81,10 @@ def test_notices_is_found_through_the_entry_point_group(app):
     assert found["notices"].load() is plugins.notices
     registry = app.extensions["portal"]
     assert registry.plugins["notices"] is plugins.notices
-    assert list(registry.plugins)[:2] == ["core", "notices"]  # core first, then entry points
+    assert list(registry.plugins)[:3] == ["core", "express", "notices"]  # core, then entry points
     assert registry.plugins["testplug"] is testplug  # registered explicitly by the fixtures
-    assert registry.feature_plugins() == ["notices", "testplug"]
-    assert registry.blueprint_plugin == {"notices": "notices", "testplug": "testplug"}
+    assert registry.feature_plugins() == ["express", "notices", "testplug"]
+    assert registry.blueprint_plugin == {"express": "express", "notices": "notices", "testplug": "testplug"}
 
 
 def test_a_well_formed_plugin_loads_and_its_routes_work(url):
@@ -392,4 +392,4 @@ def test_portal_plugins_command_lists_plugins_and_their_units(app, tree):
 def test_portal_plugins_command_on_an_empty_database(app):
     result = app.test_cli_runner().invoke(args=["portal", "plugins"])
     assert result.exit_code == 0
-    assert result.output.count("enabled for: (no unit)") == 2
+    assert result.output.count("enabled for: (no unit)") == 3

@@ -385,7 +385,7 @@ def test_core_02_plugin_toggle_refuses_bad_input(top_admin, tree):
 def test_core_02_plugin_page_lists_feature_plugins_with_their_state(top_admin, tree):
     page = top_admin.get(f"/admin/units/{tree['south'].id}/plugins").get_data(as_text=True)
     rows = dict(re.findall(r'<tr id="plugin-(\w+)">(.*?)</tr>', page, re.S))
-    assert set(rows) == {"notices", "testplug"}
+    assert set(rows) == {"express", "notices", "testplug"}
     assert "Off" in rows["notices"] and "inherited" not in rows["notices"]
     assert "On" in rows["testplug"] and "inherited" in rows["testplug"]
     # shown by title in the user's language (here English), the code name beside it
