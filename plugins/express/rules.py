@@ -66,10 +66,10 @@ def check_forward(from_stage: int, origin_unit_id: int, target_unit_id: int,
     sideways or downward forward, and a "destination station" that is the asking station.
     """
     if target_level == "vp":
-        raise LadderError(_l("The vice-president level accepts no inquiries (EXP-R14)."), "vp")
+        raise LadderError(_l("The vice-president level accepts no inquiries (EXP-R14)."), "vp", "target")
     if from_stage >= TOP_STAGE:
         raise LadderError(_l("This is the top of the inquiry ladder: ask the director for a "
-                             "VP intervention instead (EXP-R08)."), "top")
+                             "VP intervention instead (EXP-R08)."), "top", "target")
     stage = from_stage + 1
     wanted = STAGE_LEVEL[stage]
     if target_level != wanted:
@@ -88,7 +88,7 @@ def check_side(kind: str, from_stage: int, from_kind: str, target_level: str | N
     """A supervisor escalation (from a stage-3 forward, same center) or a 网管 assist request
     (from a supervisor hop, to a network unit) — EXP-R11."""
     if target_level == "vp":
-        raise LadderError(_l("The vice-president level accepts no inquiries (EXP-R14)."), "vp")
+        raise LadderError(_l("The vice-president level accepts no inquiries (EXP-R14)."), "vp", "target")
     if kind == SUPERVISOR:
         if from_stage != 3 or from_kind != FORWARD or not same_unit:
             raise LadderError(_l("Only the center's customer service raises an inquiry to its "

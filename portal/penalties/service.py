@@ -149,6 +149,8 @@ def create_manual(*, unit: Unit, person: User, rule_id: str, evidence: str, occu
         raise R.PenaltyRuleError(_l("Only an auditor may propose penalties."))
     rule = rule_in_force(rule_id, unit, occurred_at)
     checked = R.check_new_draft(rule, person.id if person else None, evidence, amount)
+    if checked is None and rule.amount_min is not None and not rule.is_range:
+        checked = rule.amount_min  # a fixed fine: the unit's amount in force at the offence
     if occurred_at > utcnow():
         raise R.PenaltyRuleError(_l("The offence cannot be in the future."), "occurred_at")
     notice = PenaltyNotice(
