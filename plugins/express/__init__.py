@@ -132,9 +132,21 @@ def portal_assess_penalties(event):
 
 
 @hookimpl
+def portal_penalty_issued(notice):
+    """A published 质控部 service-quality notice opens the station manager's response (EXP-P05)."""
+    from plugins.express.complaints import on_penalty_issued
+
+    on_penalty_issued(notice)
+
+
+@hookimpl
 def portal_nav_items(user, unit):  # noqa: ARG001
     return [
         NavItem(_l("Inquiries"), "express.inbox", "express.view", order=20),
+        NavItem(_l("Inquiry statistics"), "express.stats", "express.stats", order=21),
+        NavItem(_l("Complaints"), "express.complaints", "express.complaints", order=22),
+        NavItem(_l("Express setup"), "express.setup", "express.configure", order=23),
+        NavItem(_l("Refused forwards"), "express.refused", "core.penalties.issue", order=24),
     ]
 
 

@@ -27,7 +27,7 @@ from portal.extensions import db
 from portal.htmx import redirect_to, render_page
 from portal.settings import models as settings
 from portal.sla.models import Deadline
-from portal.units.models import Unit, plugin_enabled
+from portal.units.models import Unit, descendant_ids, plugin_enabled
 
 bp = Blueprint("express", __name__, url_prefix="/express", template_folder="templates")
 
@@ -92,7 +92,8 @@ def panel():
 
 
 def _partners(unit: Unit) -> list[Partner]:
-    ids = [u.id for u in unit.lineage()]
+    """The agent-delivery partners 能达 publishes anywhere in the company (EXP-R16)."""
+    ids = descendant_ids({unit.lineage()[-1].id})
     return db.session.scalars(select(Partner).where(Partner.unit_id.in_(ids), Partner.active)
                               .order_by(Partner.name)).all()
 
@@ -161,6 +162,8 @@ def _targets(level: str, exclude: int | None = None) -> list[Unit]:
 
 def _forward_form(inquiry: Inquiry, hop: Hop | None, form: ForwardForm | None = None) -> ForwardForm:
     stage = (hop.stage if hop else 1) + 1
+    if hop is None and inquiry.partner_id is not None:
+        stage = 3  # agent-delivered: the center's CS handles it (EXP-R16)
     form = form or ForwardForm(prefix=f"forward{hop.id if hop else ''}", formdata=None,
                                data={"from_hop": hop.id if hop else ""})
     form.target.choices = [(u.id, u.name) for u in _targets(rules.STAGE_LEVEL.get(stage, ""), inquiry.unit_id)]
@@ -196,7 +199,7 @@ def _actions(inquiry: Inquiry, bound: dict) -> dict:
         return out
     if can(user, svc.HANDLE, inquiry.unit):
         out["customer"] = bound.get("customer") or CustomerForm(prefix="customer", formdata=None)
-        if not any(h.stage == 2 and h.kind == rules.FORWARD for h in inquiry.hops):
+        if not any(h.parent_id is None and h.kind == rules.FORWARD for h in inquiry.hops):
             out["forward"] = _forward_form(inquiry, None, bound.get("forward"))
             out["signed"] = bound.get("signed") or SignedForm(prefix="signed", formdata=None)
     for hop in inquiry.hops:
@@ -405,3 +408,12 @@ def local_time(at: datetime | None, unit: Unit) -> str:
 @bp.app_template_filter("express_local")
 def _express_local(at, unit):
     return local_time(at, unit)
+
+
+from plugins.express import routes_refusals  # noqa: E402,F401
+
+
+from plugins.express import routes_admin  # noqa: E402,F401
+
+
+from plugins.express import routes_complaints  # noqa: E402,F401

@@ -59,12 +59,16 @@ class LadderError(ValueError):
 
 
 def check_forward(from_stage: int, origin_unit_id: int, target_unit_id: int,
-                  target_level: str | None) -> int:
+                  target_level: str | None, agent_delivered: bool = False) -> int:
     """The stage a forward from ``from_stage`` reaches, or ``LadderError`` (EXP-R14).
 
     Refused: a target at VP level (accepts no inquiries), a level that skips one, a
     sideways or downward forward, and a "destination station" that is the asking station.
+    An agent-delivered parcel has no destination station: the distribution center's CS
+    handles its inquiry (归口查询, EXP-R16), so the station asks the center directly.
     """
+    if agent_delivered and from_stage == 1 and target_level == "center":
+        return 3
     if target_level == "vp":
         raise LadderError(_l("The vice-president level accepts no inquiries (EXP-R14)."), "vp", "target")
     if from_stage >= TOP_STAGE:
@@ -205,7 +209,7 @@ def forward_requirements(to_stage: int, facts: dict, done_steps: set[str], from_
     To the destination station nothing more than the intake; above it the parcel data
     (R06) and the sending level's checks — the steps already taken (R07).
     """
-    if to_stage <= 2:
+    if to_stage <= 2 or from_stage == 1:  # from the station: the receiving level records (①)
         return []
     missing = missing_facts(facts)
     missing += [f"step:{s.key}" for s in missing_steps(from_stage, done_steps)]

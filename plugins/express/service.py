@@ -240,12 +240,13 @@ def forward(inquiry: Inquiry, user: User, target: Unit | None, *, from_hop: Hop 
         raise ExpressError(_l("Only the ladder's own levels forward an inquiry."), "kind")
     if from_hop is not None and (from_hop.escalated or from_hop.outcome == rules.FOUND):
         raise ExpressError(_l("This level has already answered or passed the inquiry on."), "answered")
-    if from_hop is None and any(h.stage == 2 and h.kind == rules.FORWARD for h in inquiry.hops):
+    if from_hop is None and any(h.parent_id is None and h.kind == rules.FORWARD for h in inquiry.hops):
         raise ExpressError(_l("The inquiry is already with the destination station."), "answered")
     if target is None:
         raise ExpressError(_l("Choose where to send the inquiry."), "target", "target")
     try:
-        stage = rules.check_forward(from_stage, inquiry.unit_id, target.id, level_of(target))
+        stage = rules.check_forward(from_stage, inquiry.unit_id, target.id, level_of(target),
+                                    agent_delivered=inquiry.partner_id is not None)
         missing = rules.forward_requirements(stage, inquiry.facts or {}, done_steps(from_hop), from_stage)
         if missing:
             names = ", ".join(str(FACT_LABELS.get(m, None) or rules.step_label(from_stage, m[5:]))

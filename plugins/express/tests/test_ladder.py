@@ -512,3 +512,58 @@ def test_exp_inbox_lists_what_waits_for_each_level(app, client, net):
     other = app.test_client()
     other.login("cal")
     assert f"/express/{inquiry.id}" not in other.get("/express/").get_data(as_text=True)
+
+
+def test_exp_r14_auditors_see_refused_forwards_and_propose_the_penalty_once(app, client, net):
+    inquiry = new_inquiry(net, at=utcnow())
+    amy = app.test_client()
+    amy.login("amy")
+    assert amy.post_form(f"/express/{inquiry.id}/forward", {"forward-target": str(net.vp.id)}).status_code == 400
+    assert amy.get("/express/refused").status_code == 403  # staff do not judge refusals
+    client.login("ada")
+    page = client.get("/express/refused").get_data(as_text=True)
+    (entry,) = refusals()
+    assert f"/express/{inquiry.id}" in page and "vp" in page
+    response = client.post_form(f"/express/refused/{entry.id}/propose")
+    assert response.status_code == 302
+    (notice,) = db.session.scalars(select(PenaltyNotice)).all()
+    assert (notice.rule_id, notice.user_id, notice.status, notice.amount) == ("EXP-R14", net.amy.id, "draft", 100)
+    assert notice.occurred_at == entry.at and f"#{entry.id}" in notice.evidence
+    # proposing again leads to the same draft
+    assert client.post_form(f"/express/refused/{entry.id}/propose").status_code == 302
+    assert count(PenaltyNotice) == 1
+    assert f"/penalties/{notice.id}" in client.get("/express/refused").get_data(as_text=True)
+    # another region's auditor does not see it
+    other = app.test_client()
+    from portal.testing import make_user
+    make_user("sam", (net.south, "auditor"))
+    other.login("sam")
+    assert f"/express/{inquiry.id}" not in other.get("/express/refused").get_data(as_text=True)
+    assert other.post_form(f"/express/refused/{entry.id}/propose").status_code == 404
+
+
+def test_exp_r16_an_agent_delivered_parcel_goes_to_the_center_and_shows_the_published_phone(client, net):
+    from plugins.express.models import Partner
+
+    partner = Partner(unit_id=net.hq.id, name="顺通代理派送", area="崇明", phone="021-59990000")
+    db.session.add(partner)
+    db.session.commit()
+    client.login("amy")
+    response = client.post_form("/express/new", {
+        "waybill": "600123456789", "inquirer_name": "王先生", "inquirer_phone": "13812345678",
+        "partner_id": str(partner.id)})
+    assert response.status_code == 302
+    inquiry = db.session.scalar(select(Inquiry))
+    page = client.get(f"/express/{inquiry.id}").get_data(as_text=True)
+    assert "021-59990000" in page and "distribution center" in page
+    form = page[page.index('name="forward-target"'):]
+    options = re.findall(r'<option[^>]*value="(\d+)"', form[:form.index("</select>")])
+    assert [int(o) for o in options] == [net.center.id]
+    assert client.post_form(f"/express/{inquiry.id}/forward",
+                            {"forward-target": str(net.center.id)}).status_code == 302
+    (hop,) = db.session.scalars(select(Hop)).all()
+    assert (hop.stage, hop.to_unit_id) == (3, net.center.id)
+    # without a partner the same forward skips the destination station: refused
+    other = new_inquiry(net, waybill="600000000001")
+    with pytest.raises(rules.LadderError):
+        svc.forward(other, net.amy, net.center)
