@@ -64,7 +64,8 @@ MANAGER = "manager"
 
 def kind_labels() -> dict[str, Any]:
     return {
-        "quality": _l("Service quality still failing after rectification and training, not reassigned (EXP-P02)"),
+        "quality": _l("Service quality still failing after rectification and training, not "
+                      "reassigned (EXP-P02)"),
         "abuse": _l("Abuse or insults during an inquiry (EXP-P03)"),
         "attitude_staff": _l("Customer complaint about a station staff member (EXP-P04)"),
         "attitude_manager": _l("Customer complaint about the station manager (EXP-P04-M)"),
@@ -203,7 +204,8 @@ def record_complaint(actor: User, unit_ids: set[int], *, kind: str, unit_id: int
     description = _text(description)
     if not description:
         errors["description"] = _l("Describe the complaint.")
-    if inquiry_id and db.session.scalar(svc.visible_inquiries(unit_ids).where(Inquiry.id == inquiry_id)) is None:
+    if inquiry_id and db.session.scalar(
+            svc.visible_inquiries(unit_ids).where(Inquiry.id == inquiry_id)) is None:
         errors["inquiry_id"] = _l("There is no inquiry no. %(n)s in your area.", n=inquiry_id)
     earlier = None
     if kind == "secondary":
@@ -267,7 +269,8 @@ def _evidence(c: Complaint, verifier: User) -> str:
     if c.kind == "quality":
         lines.append("rectification and training given; still failing; not reassigned (S0:92)")
     if c.kind == "regulator":
-        lines.append(f"station plan: {c.station_plan or '-'}; plan refused: {'yes' if c.plan_refused else 'no'}; "
+        lines.append(f"station plan: {c.station_plan or '-'}; "
+                     f"plan refused: {'yes' if c.plan_refused else 'no'}; "
                      f"质控中心's plan rejected: {'yes' if c.center_plan_rejected else 'no'} (S0:106)")
     if c.earlier_id:
         lines.append(f"first complaint: no. {c.earlier_id} (S0:108)")
@@ -316,12 +319,13 @@ def verify(complaint: Complaint, actor: User, outcome: str, finding: str, *, con
     complaint.verified_by_id = actor.id
     complaint.verified_at = now
     db.session.flush()
-    action = "express.complaint_verified" if outcome == VERIFIED else "express.complaint_rejected"
-    record(action, "express_complaint", complaint.id, unit_id=complaint.unit_id, actor=actor,
-           before=before, after={**_snapshot(complaint), "rule": rule_for(complaint) if outcome == VERIFIED else None,
-                                 **({"conditions_met": True} if complaint.kind == "quality"
-                                    and outcome == VERIFIED else {})})
-    if outcome != VERIFIED:
+    verified = outcome == VERIFIED
+    after = {**_snapshot(complaint), "rule": rule_for(complaint) if verified else None}
+    if verified and complaint.kind == "quality":
+        after["conditions_met"] = True  # rectified, trained, still failing, not reassigned
+    record("express.complaint_verified" if verified else "express.complaint_rejected", "express_complaint",
+           complaint.id, unit_id=complaint.unit_id, actor=actor, before=before, after=after)
+    if not verified:
         return []
     return penalties.record_event(DomainEvent(
         EVENT, complaint.unit_id, complaint.received_at, subject_user_id=complaint.person_id,
@@ -513,7 +517,8 @@ def breach_notice(response: QualityResponse) -> PenaltyNotice | None:
         .order_by(PenaltyNotice.id).limit(1))
 
 
-def responses_in(unit_ids: set[int], include_answered: bool = False, limit: int = 200) -> list[QualityResponse]:
+def responses_in(unit_ids: set[int], include_answered: bool = False,
+                 limit: int = 200) -> list[QualityResponse]:
     query = (select(QualityResponse).where(QualityResponse.unit_id.in_(unit_ids))
              .options(selectinload(QualityResponse.deadline), selectinload(QualityResponse.unit))
              .order_by(QualityResponse.responded_at.is_not(None), QualityResponse.created_at.desc(),
