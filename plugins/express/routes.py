@@ -21,6 +21,7 @@ from plugins.express import service as svc
 from plugins.express.forms import CheckForm, CustomerForm, FactsForm, ForwardForm, HelpForm, IntakeForm, \
     ReplyForm, SignedForm
 from plugins.express.models import OPEN, Hop, Inquiry, Partner, Relabel
+from plugins.express.tracking import tracking_for
 from portal.auth.access import can, current_unit, permission_required, scope_ids
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -36,7 +37,7 @@ LIST_LIMIT = 200
 
 @bp.context_processor
 def _labels():
-    return {"stage_labels": rules.STAGE_LABELS, "kind_labels": rules.KIND_LABELS,
+    return {"stage_labels": rules.STAGE_LABELS, "hop_kind_labels": rules.KIND_LABELS,
             "level_labels": rules.LEVEL_LABELS}
 
 
@@ -232,7 +233,7 @@ def _render(inquiry: Inquiry, status: int = 200, **bound):
     return render_page("express/detail.html", "express/_detail_body.html", status=status,
                        inquiry=inquiry, now=utcnow(), actions=_actions(inquiry, bound),
                        step_label=lambda stage, key: rules.step_label(stage, key, _lang()),
-                       fact_labels=svc.FACT_LABELS)
+                       fact_labels=svc.FACT_LABELS, tracking=tracking_for(inquiry.waybill))
 
 
 @bp.route("/<int:inquiry_id>")

@@ -75,7 +75,8 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "PORTAL_EXPRESS_TRACKING"
 DEFAULT_ADAPTER = "plugins.express.tracking.DatabaseAdapter"
 
-COLLECTED, IN_TRANSIT, ARRIVED, DELIVERING, SIGNED = "collected", "in_transit", "arrived", "delivering", "signed"
+COLLECTED, IN_TRANSIT, ARRIVED = "collected", "in_transit", "arrived"
+DELIVERING, SIGNED = "delivering", "signed"
 STATUSES = (COLLECTED, IN_TRANSIT, ARRIVED, DELIVERING, SIGNED)
 STATUS_LABELS = {
     COLLECTED: _l("Collected"),
