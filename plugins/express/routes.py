@@ -265,8 +265,20 @@ def _refused(inquiry: Inquiry, form, name: str, error: rules.LadderError):
     return _render(_inquiry_or_404(inquiry.id), 400, **{name: form})
 
 
-def _form_failed(inquiry: Inquiry, form, name: str):
-    return _render(inquiry, 400, **{name: form})
+def _step(inquiry: Inquiry, form, name: str, action, message):
+    """Validate ``form``, run ``action()`` (a service call) and commit; or show what is wrong,
+    next to its field, with what was typed (400).  ``message`` may depend on the result."""
+    if not form.validate_on_submit():
+        return _render(inquiry, 400, **{name: form})
+    try:
+        result = action()
+    except rules.LadderError as error:
+        return _refused(inquiry, form, name, error)
+    return _done(inquiry, message(result) if callable(message) else message)
+
+
+def _sent(hop: Hop) -> str:
+    return _("Sent to %(unit)s; their clock has started.", unit=hop.to_unit.name)
 
 
 @bp.route("/<int:inquiry_id>/forward", methods=["POST"])
@@ -277,14 +289,9 @@ def forward(inquiry_id: int, hop_id: int | None = None):
     hop = _hop_or_404(inquiry, hop_id) if hop_id else None
     name = f"forward{hop_id or ''}"
     form = _forward_form(inquiry, hop, ForwardForm(prefix=name))
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, name)
-    target = db.session.get(Unit, form.target.data)
-    try:
-        new = svc.forward(inquiry, current_user, target, from_hop=hop, message=form.message.data or "")
-    except rules.LadderError as error:
-        return _refused(inquiry, form, name, error)
-    return _done(inquiry, _("Sent to %(unit)s; their clock has started.", unit=new.to_unit.name))
+    return _step(inquiry, form, name, lambda: svc.forward(
+        inquiry, current_user, db.session.get(Unit, form.target.data), from_hop=hop,
+        message=form.message.data or ""), _sent)
 
 
 @bp.route("/<int:inquiry_id>/hops/<int:hop_id>/supervisor", methods=["POST"], defaults={"kind": "supervisor"})
@@ -295,14 +302,9 @@ def help_request(inquiry_id: int, hop_id: int, kind: str):
     hop = _hop_or_404(inquiry, hop_id)
     name = f"{kind}{hop_id}"
     form = _help_form(hop, kind, HelpForm(prefix=name))
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, name)
-    target = db.session.get(Unit, form.target.data) if form.target.data else None
-    try:
-        new = svc.request_help(inquiry, current_user, kind, hop, target, message=form.message.data or "")
-    except rules.LadderError as error:
-        return _refused(inquiry, form, name, error)
-    return _done(inquiry, _("Sent to %(unit)s; their clock has started.", unit=new.to_unit.name))
+    return _step(inquiry, form, name, lambda: svc.request_help(
+        inquiry, current_user, kind, hop, db.session.get(Unit, form.target.data) if form.target.data else None,
+        message=form.message.data or ""), _sent)
 
 
 @bp.route("/<int:inquiry_id>/hops/<int:hop_id>/take", methods=["POST"])
@@ -323,15 +325,9 @@ def take(inquiry_id: int, hop_id: int):
 def facts(inquiry_id: int, hop_id: int):
     inquiry = _inquiry_or_404(inquiry_id)
     hop = _hop_or_404(inquiry, hop_id)
-    name = f"facts{hop_id}"
-    form = FactsForm(prefix=name)
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, name)
-    try:
-        svc.save_facts(inquiry, hop, current_user, form.values())
-    except rules.LadderError as error:
-        return _refused(inquiry, form, name, error)
-    return _done(inquiry, _("Parcel data saved."))
+    form = FactsForm(prefix=f"facts{hop_id}")
+    return _step(inquiry, form, f"facts{hop_id}",
+                 lambda: svc.save_facts(inquiry, hop, current_user, form.values()), _("Parcel data saved."))
 
 
 @bp.route("/<int:inquiry_id>/hops/<int:hop_id>/check", methods=["POST"])
@@ -339,15 +335,10 @@ def facts(inquiry_id: int, hop_id: int):
 def check(inquiry_id: int, hop_id: int):
     inquiry = _inquiry_or_404(inquiry_id)
     hop = _hop_or_404(inquiry, hop_id)
-    name = f"check{hop_id}"
-    form = _check_form(hop, CheckForm(prefix=name))
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, name)
-    try:
-        svc.record_check(hop, current_user, form.step.data, form.result.data)
-    except rules.LadderError as error:
-        return _refused(inquiry, form, name, error)
-    return _done(inquiry, _("Check recorded."))
+    form = _check_form(hop, CheckForm(prefix=f"check{hop_id}"))
+    return _step(inquiry, form, f"check{hop_id}",
+                 lambda: svc.record_check(hop, current_user, form.step.data, form.result.data),
+                 _("Check recorded."))
 
 
 @bp.route("/<int:inquiry_id>/hops/<int:hop_id>/reply", methods=["POST"])
@@ -355,15 +346,9 @@ def check(inquiry_id: int, hop_id: int):
 def reply(inquiry_id: int, hop_id: int):
     inquiry = _inquiry_or_404(inquiry_id)
     hop = _hop_or_404(inquiry, hop_id)
-    name = f"reply{hop_id}"
-    form = _reply_form(hop, ReplyForm(prefix=name))
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, name)
-    try:
-        svc.reply(hop, current_user, form.outcome.data, form.text.data)
-    except rules.LadderError as error:
-        return _refused(inquiry, form, name, error)
-    return _done(inquiry, _("Reply sent."))
+    form = _reply_form(hop, ReplyForm(prefix=f"reply{hop_id}"))
+    return _step(inquiry, form, f"reply{hop_id}",
+                 lambda: svc.reply(hop, current_user, form.outcome.data, form.text.data), _("Reply sent."))
 
 
 @bp.route("/<int:inquiry_id>/customer", methods=["POST"])
@@ -371,15 +356,10 @@ def reply(inquiry_id: int, hop_id: int):
 def customer(inquiry_id: int):
     inquiry = _inquiry_or_404(inquiry_id)
     form = CustomerForm(prefix="customer")
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, "customer")
-    try:
-        svc.tell_customer(inquiry, current_user, form.kind.data, form.text.data)
-    except rules.LadderError as error:
-        return _refused(inquiry, form, "customer", error)
-    if form.kind.data == "result":
-        return _done(inquiry, _("The customer has the result; the inquiry is closed."))
-    return _done(inquiry, _("Progress recorded; the customer's clock starts again."))
+    return _step(inquiry, form, "customer",
+                 lambda: svc.tell_customer(inquiry, current_user, form.kind.data, form.text.data),
+                 lambda _inquiry: _("The customer has the result; the inquiry is closed.")
+                 if form.kind.data == "result" else _("Progress recorded; the customer's clock starts again."))
 
 
 @bp.route("/<int:inquiry_id>/signed", methods=["POST"])
@@ -387,19 +367,16 @@ def customer(inquiry_id: int):
 def signed(inquiry_id: int):
     inquiry = _inquiry_or_404(inquiry_id)
     form = SignedForm(prefix="signed")
-    if not form.validate_on_submit():
-        return _form_failed(inquiry, form, "signed")
-    zone = settings.unit_zone(inquiry.unit)
-    signed_at = form.signed_at.data.replace(tzinfo=zone)
-    if signed_at > utcnow():
-        form.signed_at.errors.append(_("The signature cannot be in the future."))
-        return _form_failed(inquiry, form, "signed")
-    try:
-        svc.close_signed(inquiry, current_user, signer=form.signer.data, signed_at=signed_at,
-                         answer=form.answer.data)
-    except rules.LadderError as error:
-        return _refused(inquiry, form, "signed", error)
-    return _done(inquiry, _("Signed for: the customer has the answer; the inquiry is closed."))
+
+    def close():
+        signed_at = form.signed_at.data.replace(tzinfo=settings.unit_zone(inquiry.unit))
+        if signed_at > utcnow():
+            raise rules.LadderError(_("The signature cannot be in the future."), "future", "signed_at")
+        return svc.close_signed(inquiry, current_user, signer=form.signer.data, signed_at=signed_at,
+                                answer=form.answer.data)
+
+    return _step(inquiry, form, "signed", close,
+                 _("Signed for: the customer has the answer; the inquiry is closed."))
 
 
 def local_time(at: datetime | None, unit: Unit) -> str:
@@ -411,10 +388,5 @@ def _express_local(at, unit):
     return local_time(at, unit)
 
 
-from plugins.express import routes_refusals  # noqa: E402,F401
-
-
-from plugins.express import routes_admin  # noqa: E402,F401
-
-
-from plugins.express import routes_complaints  # noqa: E402,F401
+# the other pages of the plugin register their views on ``bp``
+from plugins.express import routes_admin, routes_complaints, routes_refusals  # noqa: E402,F401
