@@ -98,7 +98,8 @@ class CheckForm(FlaskForm):
 class ReplyForm(FlaskForm):
     outcome = RadioField(_l("Reply"), validate_choice=False,
                          validators=[DataRequired(message=_l("Choose found or not found."))])
-    text = TextAreaField(_l("Details"), validators=[DataRequired(), Length(max=2000)], render_kw={"rows": 2})
+    text = TextAreaField(_l("What was found, where, what happens next"),
+                         validators=[DataRequired(), Length(max=2000)], render_kw={"rows": 2})
 
 
 class CustomerForm(FlaskForm):
