@@ -35,6 +35,7 @@ N ?= 100000
 bench: install
 	$(BIN)/python bench/sla_sweep.py --n $(N)
 	$(BIN)/python bench/payroll_export.py --n $(N)
+	$(BIN)/python bench/express_inbox.py
 
 translations: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --project=regulation-portal --version=0.1.0 -o /tmp/portal-messages.pot portal plugins
