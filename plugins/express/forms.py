@@ -102,6 +102,13 @@ class ReplyForm(FlaskForm):
                          validators=[DataRequired(), Length(max=2000)], render_kw={"rows": 2})
 
 
+class VpForm(FlaskForm):
+    """EXP-R08: 网络管理部's director asks the VP in charge to intervene (a record, no forward)."""
+
+    text = TextAreaField(_l("What the VP is asked to do"), validators=[DataRequired(), Length(max=2000)],
+                         render_kw={"rows": 2})
+
+
 class CustomerForm(FlaskForm):
     """EXP-R09: progress (the clock restarts) or the result (the inquiry closes)."""
 

@@ -102,6 +102,7 @@ class Hop(db.Model):
     replied_by: Mapped[User | None] = relationship(foreign_keys=[replied_by_id])
     deadline: Mapped[Deadline | None] = relationship()
     checks: Mapped[list[Check]] = relationship(back_populates="hop", order_by="Check.id")
+    notes: Mapped[list[HopProgress]] = relationship(order_by="HopProgress.id")
 
     @property
     def is_open(self) -> bool:
@@ -109,15 +110,19 @@ class Hop(db.Model):
 
 
 class HopProgress(db.Model):
-    """A progress message on a hop that does not answer it (网络管理部, EXP-R12)."""
+    """A note on a hop that does not answer it: progress of 网络管理部, whose clock runs on
+    (EXP-R12), or the director's request for the VP's intervention (EXP-R08)."""
 
     __tablename__ = "express_hop_progress"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hop_id: Mapped[int] = mapped_column(ForeignKey("express_hops.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12), default="progress")  # progress / vp_request
     text: Mapped[str] = mapped_column(Text)
     by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    by: Mapped[User] = relationship()
 
 
 class Check(db.Model):

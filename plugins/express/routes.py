@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from plugins.express import rules
 from plugins.express import service as svc
 from plugins.express.forms import CheckForm, CustomerForm, FactsForm, ForwardForm, HelpForm, IntakeForm, \
-    ReplyForm, SignedForm
+    ReplyForm, SignedForm, VpForm
 from plugins.express.models import OPEN, Hop, Inquiry, Partner, Relabel
 from plugins.express.tracking import tracking_for
 from portal.auth.access import can, current_unit, permission_required, scope_ids
@@ -225,6 +225,8 @@ def _actions(inquiry: Inquiry, bound: dict) -> dict:
             acts["supervisor"] = _help_form(hop, rules.SUPERVISOR, key("supervisor"))
         if hop.kind == rules.SUPERVISOR and hop.is_open and can(user, svc.SUPERVISE, hop.to_unit):
             acts["assist"] = _help_form(hop, rules.ASSIST, key("assist"))
+        if hop.stage == rules.TOP_STAGE and hop.is_open and can(user, svc.SUPERVISE, hop.to_unit):
+            acts["vp"] = key("vp") or VpForm(prefix=f"vp{hop.id}", formdata=None)
         out["hops"][hop.id] = acts
     return out
 
@@ -349,6 +351,17 @@ def reply(inquiry_id: int, hop_id: int):
     form = _reply_form(hop, ReplyForm(prefix=f"reply{hop_id}"))
     return _step(inquiry, form, f"reply{hop_id}",
                  lambda: svc.reply(hop, current_user, form.outcome.data, form.text.data), _("Reply sent."))
+
+
+@bp.route("/<int:inquiry_id>/hops/<int:hop_id>/vp", methods=["POST"])
+@permission_required("express.handle")
+def vp_request(inquiry_id: int, hop_id: int):
+    inquiry = _inquiry_or_404(inquiry_id)
+    hop = _hop_or_404(inquiry, hop_id)
+    form = VpForm(prefix=f"vp{hop_id}")
+    return _step(inquiry, form, f"vp{hop_id}",
+                 lambda: svc.request_vp_intervention(hop, current_user, form.text.data),
+                 _("The VP's intervention is requested; the department still owes the result."))
 
 
 @bp.route("/<int:inquiry_id>/customer", methods=["POST"])

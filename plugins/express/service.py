@@ -383,7 +383,7 @@ def reply(hop: Hop, user: User, outcome: str, text: str, at: datetime | None = N
         raise ExpressError(_l("Write the details of the reply."), "text", "text")
     if outcome == rules.PROGRESS and not rules.progress_stops_clock(hop.stage, hop.kind):
         # 网络管理部 owes a result: progress is recorded, the clock runs on (EXP-R12)
-        db.session.add(HopProgress(hop_id=hop.id, text=text.strip(), by_id=user.id, at=now))
+        hop.notes.append(HopProgress(hop_id=hop.id, kind="progress", text=text.strip(), by_id=user.id, at=now))
         if hop.holder_id is None:
             take(hop, user, now)
         record("express.hop_progress", "express_hop", hop.id, unit_id=hop.to_unit_id, actor=user,
@@ -396,6 +396,29 @@ def reply(hop: Hop, user: User, outcome: str, text: str, at: datetime | None = N
         record("express.result_found", "express_inquiry", inquiry.id, unit_id=inquiry.unit_id, actor=user,
                before=before, after=_snapshot(inquiry))
     return hop
+
+
+def request_vp_intervention(hop: Hop, user: User, text: str, at: datetime | None = None) -> HopProgress:
+    """网络管理部's director asks the VP in charge to intervene (EXP-R08).
+
+    A record, not a forward: the VP takes no inquiry (EXP-R14), the department's clock
+    runs on, and the result returns down the ladder through the department's reply.
+    Only a supervisor or manager of the department (网管总监) may ask (readings).
+    """
+    now = _now(at)
+    _require_open(hop.inquiry)
+    if hop.stage != rules.TOP_STAGE or hop.kind != rules.FORWARD or not hop.is_open:
+        raise ExpressError(_l("Only the network management department asks the VP to intervene, "
+                              "while it holds the inquiry."), "vp_request")
+    _require_handler(user, hop.to_unit, SUPERVISE)
+    if not text.strip():
+        raise ExpressError(_l("Write what the VP is asked to do."), "text", "text")
+    note = HopProgress(hop_id=hop.id, kind="vp_request", text=text.strip(), by_id=user.id, at=now)
+    hop.notes.append(note)
+    db.session.flush()
+    record("express.vp_intervention_requested", "express_hop", hop.id, unit_id=hop.to_unit_id, actor=user,
+           after={"inquiry": hop.inquiry_id, "text": note.text})
+    return note
 
 
 # --- what a user sees -------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Revision ID: express_0001
 Revises: 
-Create Date: 2026-12-02 16:00:49.320194
+Create Date: 2026-12-02
 
 """
 from alembic import op
@@ -238,6 +238,7 @@ def upgrade():
     op.create_table('express_hop_progress',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('hop_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=12), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('by_id', sa.Integer(), nullable=False),
     sa.Column('at', portal.db_types.UTCDateTime(timezone=True), nullable=False),

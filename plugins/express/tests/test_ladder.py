@@ -567,3 +567,39 @@ def test_exp_r16_an_agent_delivered_parcel_goes_to_the_center_and_shows_the_publ
     other = new_inquiry(net, waybill="600000000001")
     with pytest.raises(rules.LadderError):
         svc.forward(other, net.amy, net.center)
+
+
+def _at_netdept(net):
+    inquiry, l2, l3 = at_l3(net)
+    for step in L3_STEPS:
+        svc.record_check(l3, net.cal, step, "done", at=T0 + minutes(10))
+    l4 = svc.forward(inquiry, net.cal, net.eastnet, from_hop=l3, at=T0 + minutes(12))
+    for step in ("mode", "airline", "arrival", "analysis", "stations"):
+        svc.record_check(l4, net.ned, step, "done", at=T0 + minutes(14))
+    l5 = svc.forward(inquiry, net.ned, net.netdept, from_hop=l4, at=T0 + minutes(15))
+    db.session.commit()
+    return inquiry, l5
+
+
+def test_exp_r08_the_director_asks_the_vp_to_intervene_without_forwarding(client, net):
+    from portal.testing import make_user
+
+    inquiry, l5 = _at_netdept(net)
+    with pytest.raises(rules.LadderError) as refused:  # staff of the department are not the director
+        svc.request_vp_intervention(l5, net.nd, "please intervene")
+    assert refused.value.code == "not_yours"
+    make_user("dir", (net.netdept, "manager"), locale="en")
+    client.login("dir")
+    page = client.get(f"/express/{inquiry.id}").get_data(as_text=True)
+    assert f'name="vp{l5.id}-text"' in page
+    response = client.post_form(f"/express/{inquiry.id}/hops/{l5.id}/vp", {f"vp{l5.id}-text": ""})
+    assert response.status_code == 400 and field_error(response.get_data(as_text=True), f"vp{l5.id}-text")
+    response = client.post_form(f"/express/{inquiry.id}/hops/{l5.id}/vp",
+                                {f"vp{l5.id}-text": "airline refuses to trace; please intervene"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    l5 = db.session.get(Hop, l5.id)
+    assert [n.kind for n in l5.notes] == ["vp_request"] and l5.is_open
+    assert l5.deadline.status == OPEN  # the department still owes the result
+    assert count(Hop) == 4  # no hop to the VP
+    assert "airline refuses to trace" in client.get(f"/express/{inquiry.id}").get_data(as_text=True)
