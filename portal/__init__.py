@@ -12,6 +12,7 @@ from flask import Flask, g, has_request_context, session
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
 
 from portal import config as config_module
 from portal.extensions import babel, csrf, db, login_manager, migrate
@@ -19,6 +20,16 @@ from portal.extensions import babel, csrf, db, login_manager, migrate
 from portal.extensions import htmx as htmx_ext
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_ID = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL, and what SQLite ids reach)
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` limited to ids a database integer column can hold; a larger number in a
+    URL matches no route (404) instead of overflowing the query (500)."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -29,6 +40,8 @@ def create_app(config: dict | None = None) -> Flask:
         static_url_path="/static",
         instance_relative_config=True,
     )
+    # every <int:…> in a route is a database id: one no integer column holds is no record (404)
+    app.url_map.converters["int"] = IdConverter
     app.config.update(config_module.DEFAULTS)
     app.config.update({k: v for k, v in config_module.from_environment().items() if v is not None})
     if config:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from werkzeug.routing import IntegerConverter
 
 from portal.auth.models import User
 from portal.extensions import db
@@ -154,7 +155,7 @@ def test_core_01_every_post_only_route_refuses_get(app, tree):
     for rule in app.url_map.iter_rules():
         if "POST" not in rule.methods or "GET" in rule.methods:
             continue
-        values = {arg: (1 if type(rule._converters[arg]).__name__ == "IntegerConverter" else "x")
+        values = {arg: (1 if isinstance(rule._converters[arg], IntegerConverter) else "x")
                   for arg in rule.arguments if arg in rule._converters}  # not the rule's defaults
         url = rule.build(values, append_unknown=False)[1]
         assert admin.get(url).status_code == 405, rule.rule
@@ -509,3 +510,10 @@ def test_core_01_database_outage_for_a_logged_in_user_gives_a_safe_503_page(
             assert leak not in html
         assert_security_headers(response, "outage")
         assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+def test_an_id_in_the_url_too_large_for_the_database_is_404_not_500(app, tree):
+    admin = login_admin(app, tree)
+    for path in ("/notices/99999999999999999999", f"/notices/{2**31}", f"/admin/units/{2**40}/plugins"):
+        assert admin.get(path).status_code == 404, path
+    assert admin.get(f"/notices/{2**31 - 1}").status_code == 404  # in range, no such notice

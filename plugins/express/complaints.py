@@ -30,6 +30,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
 
+from plugins.express import rules
 from plugins.express import service as svc
 from plugins.express.models import Complaint, Inquiry, QualityResponse
 from plugins.express.penalties import COMPLAINT_RULES
@@ -197,9 +198,11 @@ def record_complaint(actor: User, unit_ids: set[int], *, kind: str, unit_id: int
     if received_local is None:
         errors["received_at"] = _l("Enter when the complaint was received.")
     else:
-        received_at = received_local.replace(tzinfo=_zone(unit)) if received_local.tzinfo is None \
+        received_at = rules.local_instant(received_local, _zone(unit)) if received_local.tzinfo is None \
             else received_local
-        if received_at > now:
+        if received_at is None:
+            errors["received_at"] = rules.date_range_error()
+        elif received_at > now:
             errors["received_at"] = _l("The time received cannot be in the future.")
     description = _text(description)
     if not description:
@@ -208,6 +211,9 @@ def record_complaint(actor: User, unit_ids: set[int], *, kind: str, unit_id: int
             svc.visible_inquiries(unit_ids).where(Inquiry.id == inquiry_id)) is None:
         errors["inquiry_id"] = _l("There is no inquiry no. %(n)s in your area.", n=inquiry_id)
     earlier = None
+    if earlier_id and kind in KINDS and kind != "secondary":
+        errors["earlier_id"] = _l("Only a second complaint (EXP-P07) refers to a first one: clear this "
+                                  "number or choose the second-complaint kind.")
     if kind == "secondary":
         if not earlier_id:
             errors["earlier_id"] = _l("Give the number of the first complaint (EXP-P07).")

@@ -48,7 +48,9 @@ class ForwardForm(FlaskForm):
 
     from_hop = HiddenField()
     target = SelectField(_l("Send to"), coerce=int, validate_choice=False,
-                         validators=[DataRequired(message=_l("Choose where to send the inquiry."))])
+                         validators=[DataRequired(message=_l("Choose where to send the inquiry.")),
+                                     NumberRange(min=1, max=rules.MAX_ID,
+                                                 message=_l("Choose where to send the inquiry."))])
     message = TextAreaField(_l("Message"), validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
 
 
@@ -56,7 +58,9 @@ class HelpForm(FlaskForm):
     """EXP-R11: center CS → its supervisor; supervisor → the regional network manager."""
 
     kind = HiddenField()
-    target = SelectField(_l("Network manager unit"), coerce=int, validate_choice=False, validators=[Optional()])
+    target = SelectField(_l("Network manager unit"), coerce=int, validate_choice=False,
+                         validators=[Optional(), NumberRange(min=1, max=rules.MAX_ID,
+                                                             message=_l("Choose where to send the inquiry."))])
     message = TextAreaField(_l("Progress and the difficulty"), validators=[Optional(), Length(max=2000)],
                             render_kw={"rows": 2})
 

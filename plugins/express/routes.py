@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -63,6 +64,13 @@ def _customer_clocks(limit: int = LIST_LIMIT) -> list[Inquiry]:
 
 
 def _search(q: str) -> tuple[list[Inquiry], list[Relabel]]:
+    """Earlier inquiries of the waybill in the user's area, and its re-labels network-wide.
+
+    Re-labels are looked up across the network on purpose, like the tracking: a parcel
+    re-labelled in another region is asked about under its old number, and only the
+    re-label tells the station the new number and who answers for it (EXP-R17).  The
+    lookup needs the exact number; nothing lists another region's re-labels.
+    """
     q = q.strip()
     found = db.session.scalars(
         svc.visible_inquiries(scope_ids()).where(Inquiry.waybill == q)
@@ -106,7 +114,8 @@ def new():
     form = IntakeForm(waybill_pattern=settings.value(unit, "express.waybill_pattern"))
     partners = _partners(unit)
     form.partner_id.choices = [(0, _("— not agent-delivered —"))] + [(p.id, f"{p.name} {p.phone}") for p in partners]
-    if svc.level_of(unit) != "station":
+    station = svc.level_of(unit) == "station"
+    if not station:
         flash(_("Inquiries are taken by station customer service."), "warning")
     elif form.validate_on_submit():
         try:
@@ -121,7 +130,8 @@ def new():
             flash(_("Inquiry recorded: answer the customer within the clock."), "success")
             return redirect_to(url_for("express.detail", inquiry_id=inquiry.id))
     earlier = _search(form.waybill.data)[0] if form.waybill.data else []
-    return render_template("express/new.html", form=form, earlier=earlier), 400 if form.errors else 200
+    status = 403 if request.method == "POST" and not station else 400 if form.errors else 200
+    return render_template("express/new.html", form=form, earlier=earlier), status
 
 
 @bp.route("/lookup")
@@ -231,9 +241,19 @@ def _actions(inquiry: Inquiry, bound: dict) -> dict:
     return out
 
 
+def _unplaced(actions: dict, bound: dict) -> list[str]:
+    """The messages of a posted form the page no longer shows (the inquiry was closed meanwhile,
+    the step is not the user's): shown above the inquiry instead of being lost."""
+    shown = {id(f) for f in actions.values() if isinstance(f, FlaskForm)}
+    shown |= {id(f) for acts in actions["hops"].values() for f in acts.values()}
+    return [str(m) for form in bound.values() if id(form) not in shown
+            for messages in form.errors.values() for m in messages]
+
+
 def _render(inquiry: Inquiry, status: int = 200, **bound):
+    actions = _actions(inquiry, bound)
     return render_page("express/detail.html", "express/_detail_body.html", status=status,
-                       inquiry=inquiry, now=utcnow(), actions=_actions(inquiry, bound),
+                       inquiry=inquiry, now=utcnow(), actions=actions, refusals=_unplaced(actions, bound),
                        step_label=lambda stage, key: rules.step_label(stage, key, _lang()),
                        fact_labels=svc.FACT_LABELS, tracking=tracking_for(inquiry.waybill))
 
@@ -315,10 +335,10 @@ def take(inquiry_id: int, hop_id: int):
     inquiry = _inquiry_or_404(inquiry_id)
     try:
         svc.take(_hop_or_404(inquiry, hop_id), current_user)
-    except rules.LadderError as error:
+    except rules.LadderError as error:  # not yours, or answered meanwhile: say so on the page (400)
         db.session.rollback()
         flash(error.message, "error")
-        return redirect_to(url_for("express.detail", inquiry_id=inquiry.id))
+        return _render(_inquiry_or_404(inquiry.id), 400)
     return _done(inquiry, _("You hold this request now; its clock is yours."))
 
 
@@ -382,7 +402,9 @@ def signed(inquiry_id: int):
     form = SignedForm(prefix="signed")
 
     def close():
-        signed_at = form.signed_at.data.replace(tzinfo=settings.unit_zone(inquiry.unit))
+        signed_at = rules.local_instant(form.signed_at.data, settings.unit_zone(inquiry.unit))
+        if signed_at is None:
+            raise rules.LadderError(rules.date_range_error(), "date", "signed_at")
         if signed_at > utcnow():
             raise rules.LadderError(_("The signature cannot be in the future."), "future", "signed_at")
         return svc.close_signed(inquiry, current_user, signer=form.signer.data, signed_at=signed_at,

@@ -19,6 +19,7 @@ from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, 
 from wtforms.validators import Length, NumberRange, Optional
 
 from plugins.express import complaints as cx
+from plugins.express import rules
 from plugins.express.models import Complaint, QualityResponse
 from plugins.express.routes import bp
 from portal.auth.access import current_unit, get_in_scope_or_404, permission_required, scope_ids
@@ -33,10 +34,12 @@ TEXT = [Optional(), Length(max=4000)]
 
 
 def _int_or_none(value):
+    """A choice's id, or None (not a number, or no id a database column holds)."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if 0 < number <= rules.MAX_ID else None
 
 
 # --- forms ----------------------------------------------------------------------------------
@@ -49,9 +52,10 @@ class ComplaintForm(FlaskForm):
     received_at = DateTimeLocalField(_l("Received at (local time)"), validators=[Optional()])
     description = TextAreaField(_l("What the customer complained about"), validators=TEXT,
                                 render_kw={"rows": 4})
-    inquiry_id = IntegerField(_l("Inquiry no. (optional)"), validators=[Optional(), NumberRange(min=1)])
+    inquiry_id = IntegerField(_l("Inquiry no. (optional)"),
+                              validators=[Optional(), NumberRange(min=1, max=rules.MAX_ID)])
     earlier_id = IntegerField(_l("First complaint no. (second complaints, EXP-P07)"),
-                              validators=[Optional(), NumberRange(min=1)])
+                              validators=[Optional(), NumberRange(min=1, max=rules.MAX_ID)])
     station_plan = TextAreaField(_l("The station's handling plan submitted to 质控中心"), validators=TEXT,
                                  render_kw={"rows": 3})
     plan_refused = BooleanField(_l("The station refuses to give a handling plan"))

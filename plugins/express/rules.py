@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
+
+from portal import MAX_ID as PORTAL_MAX_ID
 
 # --- levels and stages ---------------------------------------------------------------------
 
@@ -259,6 +262,25 @@ def parse_weight(text: str) -> Decimal | None:
     except InvalidOperation:
         return None
     return value if value.is_finite() and value > 0 else None
+
+
+# --- bounds of what is typed -----------------------------------------------------------------
+
+MAX_ID = PORTAL_MAX_ID  # the largest id an integer column holds: a larger one is no record, not a 500
+FIRST_YEAR = 2000  # no parcel, signature or complaint of this network is older
+
+
+def local_instant(local: datetime, zone: tzinfo) -> datetime | None:
+    """A naive wall time in ``zone`` as a UTC instant; ``None`` before ``FIRST_YEAR`` or too far
+    ahead to store (year 1 in UTC+8 is not a date the database or Python can hold)."""
+    if not FIRST_YEAR <= local.year < 9999:
+        return None
+    return local.replace(tzinfo=zone).astimezone(timezone.utc)
+
+
+def date_range_error():
+    """What a date out of ``local_instant``'s range is told (the format hint: a typo, most likely)."""
+    return _l("A local time such as 2026-11-16 10:00.")
 
 
 def level_label(level: str | None) -> str:

@@ -25,7 +25,7 @@ from portal.db_types import utcnow
 from portal.extensions import db
 from portal.sla import service as sla
 from portal.sla.models import BREACHED, OPEN as SLA_OPEN
-from portal.units.models import Unit
+from portal.units.models import Unit, plugin_enabled
 
 HANDLE = "express.handle"
 SUPERVISE = "express.supervise"
@@ -88,6 +88,12 @@ def _require_open(inquiry: Inquiry) -> None:
 def _require_handler(user: User, unit: Unit, permission: str = HANDLE) -> None:
     if not can(user, permission, unit):
         raise ExpressError(_l("You do not handle inquiries for %(unit)s.", unit=unit.name), "not_yours")
+
+
+def _require_express(target: Unit) -> None:
+    """A request goes only to a unit that uses the plugin: elsewhere nobody could open it."""
+    if not plugin_enabled(target, "express"):
+        raise ExpressError(_l("Choose where to send the inquiry."), "target_off", "target")
 
 
 def _open_customer_deadline(inquiry: Inquiry):
@@ -195,7 +201,8 @@ def _start_hop(inquiry: Inquiry, parent: Hop | None, stage: int, kind: str, from
     deadline = sla.start(policy, target, hop, owner=None, at=now, by=user)
     hop.deadline_id, hop.deadline = (deadline.id, deadline) if deadline else (None, None)
     record(f"express.{kind}_sent", "express_hop", hop.id, unit_id=target.id, actor=user,
-           after={"inquiry": inquiry.id, "stage": stage, "from": from_unit.code, "to": target.code,
+           after={"inquiry": inquiry.id, "from_hop": parent.id if parent else None, "stage": stage,
+                  "from": from_unit.code, "to": target.code,
                   "message": hop.message, "due_at": deadline.due_at if deadline else None})
     return hop
 
@@ -255,6 +262,7 @@ def forward(inquiry: Inquiry, user: User, target: Unit | None, *, from_hop: Hop 
                                     "missing", "target")
     except rules.LadderError as error:
         _refuse(error, inquiry, user, from_unit, target, rules.FORWARD)
+    _require_express(target)
     if from_hop is not None:
         if from_hop.is_open:
             _answer(from_hop, user, rules.NOT_FOUND,
@@ -280,6 +288,7 @@ def request_help(inquiry: Inquiry, user: User, kind: str, from_hop: Hop, target:
         rules.check_side(kind, from_hop.stage, from_hop.kind, level_of(target), target.id == from_unit.id)
     except rules.LadderError as error:
         _refuse(error, inquiry, user, from_unit, target, kind)
+    _require_express(target)
     if any(h.parent_id == from_hop.id and h.kind == kind and h.is_open for h in inquiry.hops):
         raise ExpressError(_l("That request is already open."), "duplicate")
     return _start_hop(inquiry, from_hop, from_hop.stage, kind, from_unit, target, user, message, now,
@@ -321,6 +330,8 @@ def save_facts(inquiry: Inquiry, hop: Hop, user: User, facts: dict[str, str], at
     """The parcel data a level records (①); changes are audited with before/after."""
     _require_open(inquiry)
     _require_handler(user, hop.to_unit)
+    if not hop.is_open:
+        raise ExpressError(_l("This request is already answered."), "answered")
     before = dict(inquiry.facts or {})
     after = {**before, **{k: v.strip() for k, v in facts.items() if k in FACT_LABELS}}
     if after == before:

@@ -68,6 +68,7 @@ from plugins.express.models import TrackingEvent
 from portal.audit import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.sla.stats import FORMULA_START
 from portal.units.models import Unit
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ CSV_COLUMNS = ("waybill", "time", "status", "place", "signer")
 MAX_IMPORT_BYTES = 1024 * 1024
 MAX_IMPORT_ROWS = 5000
 PLACE_MAX, SIGNER_MAX = 120, 80
+FORMULA_ERROR = _l("Cannot start with = + - @ (a spreadsheet would run it as a formula).")
 
 
 class TrackingError(RuntimeError):
@@ -193,7 +195,9 @@ def check_entry(waybill: str, local_time: datetime | None, status: str, place: s
     """One status, validated: ``(entry, {})`` or ``(None, {field: message})``.
 
     ``local_time`` is a naive wall time in ``zone``; it may not be in the future.  A
-    ``signed`` status names its signer; other statuses name none.
+    ``signed`` status names its signer; other statuses name none.  A place or signer that a
+    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``…) is refused: carrier
+    data never starts so, and these texts go back out in lists and exports.
     """
     errors: dict[str, str] = {}
     waybill, place, signer = (waybill or "").strip(), (place or "").strip(), (signer or "").strip()
@@ -204,15 +208,21 @@ def check_entry(waybill: str, local_time: datetime | None, status: str, place: s
     if local_time is None:
         errors["time"] = str(_l("A local time such as 2026-11-16 10:00."))
     else:
-        at = local_time.replace(tzinfo=zone).astimezone(timezone.utc)
-        if at > now:
+        at = rules.local_instant(local_time, zone)
+        if at is None:
+            errors["time"] = str(rules.date_range_error())
+        elif at > now:
             errors["time"] = str(_l("The time cannot be in the future."))
     if status not in STATUSES:
         errors["status"] = str(_l("One of: %(statuses)s.", statuses=", ".join(STATUSES)))
     if len(place) > PLACE_MAX:
         errors["place"] = str(_l("At most %(n)s characters.", n=PLACE_MAX))
+    elif place.startswith(FORMULA_START):
+        errors["place"] = str(FORMULA_ERROR)
     if len(signer) > SIGNER_MAX:
         errors["signer"] = str(_l("At most %(n)s characters.", n=SIGNER_MAX))
+    elif signer.startswith(FORMULA_START):
+        errors["signer"] = str(FORMULA_ERROR)
     elif status == SIGNED and not signer:
         errors["signer"] = str(_l("A signed status names who signed for the parcel."))
     elif status in STATUSES and status != SIGNED and signer:
