@@ -1,8 +1,8 @@
-"""Security headers on every response; ``no-store`` on authenticated pages."""
+"""Security headers on every response; ``no-store`` on authenticated pages; no NUL bytes in input."""
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, abort, request
 from flask_login import current_user
 
 CSP = "; ".join(
@@ -38,3 +38,11 @@ def add_security_headers(response: Response) -> Response:
     if request.endpoint != "static" and (authenticated or request.endpoint in ("auth.login",)):
         headers["Cache-Control"] = "no-store"
     return response
+
+
+def refuse_nul_bytes() -> None:
+    """``before_request``: a NUL byte in a query or form value is nothing a person types, and
+    PostgreSQL text cannot hold it — refuse the request (400) before any view writes."""
+    values = [*request.args.values(), *(request.form.values() if request.method != "GET" else ())]
+    if any("\x00" in value for value in values):
+        abort(400)

@@ -9,10 +9,11 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
 
+from plugins.notices.models import Notice
 from portal.auth.models import User
 from portal.extensions import db
 from portal.testing import make_app, make_user
@@ -517,3 +518,13 @@ def test_an_id_in_the_url_too_large_for_the_database_is_404_not_500(app, tree):
     for path in ("/notices/99999999999999999999", f"/notices/{2**31}", f"/admin/units/{2**40}/plugins"):
         assert admin.get(path).status_code == 404, path
     assert admin.get(f"/notices/{2**31 - 1}").status_code == 404  # in range, no such notice
+
+
+def test_a_nul_byte_in_input_is_refused_before_any_view_writes(app, tree):
+    admin = login_admin(app, tree)
+    before = db.session.scalar(select(func.count()).select_from(Notice))
+    response = admin.post_form("/notices/new", {"title": "a\x00b", "body": "text"})
+    assert response.status_code == 400
+    assert admin.get("/notices/?ended=\x001").status_code == 400
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Notice)) == before
