@@ -37,7 +37,8 @@ class SignedForm(FlaskForm):
     """EXP-R02: the tracking shows a signature — who signed, when, what the customer was told."""
 
     signer = StringField(_l("Signed for by"), validators=[DataRequired(), Length(max=80)])
-    signed_at = DateTimeLocalField(_l("Signed at"), validators=[DataRequired()])
+    signed_at = DateTimeLocalField(_l("Signed at"), validators=[DataRequired()],
+                                   format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
     answer = TextAreaField(_l("Answer given to the customer"), validators=[DataRequired(), Length(max=2000)],
                            render_kw={"rows": 2})
 

@@ -203,7 +203,17 @@ def _help_form(hop: Hop, kind: str, form: HelpForm | None = None) -> HelpForm:
     return form
 
 
-def _actions(inquiry: Inquiry, bound: dict) -> dict:
+def _signed_form(inquiry: Inquiry, tracking) -> SignedForm:
+    """The signature form, filled in from the tracking when it shows one (EXP-R02)."""
+    signed = tracking.signed if tracking is not None else None
+    data = None
+    if signed is not None:
+        local = signed.at.astimezone(settings.unit_zone(inquiry.unit)).replace(tzinfo=None, second=0, microsecond=0)
+        data = {"signer": signed.signer, "signed_at": local}
+    return SignedForm(prefix="signed", formdata=None, data=data)
+
+
+def _actions(inquiry: Inquiry, bound: dict, tracking=None) -> dict:
     """The forms the user may use on this inquiry now, fresh or as they were posted."""
     user, out = current_user, {"hops": {}}
     if inquiry.status != OPEN:
@@ -212,7 +222,7 @@ def _actions(inquiry: Inquiry, bound: dict) -> dict:
         out["customer"] = bound.get("customer") or CustomerForm(prefix="customer", formdata=None)
         if not any(h.parent_id is None and h.kind == rules.FORWARD for h in inquiry.hops):
             out["forward"] = _forward_form(inquiry, None, bound.get("forward"))
-            out["signed"] = bound.get("signed") or SignedForm(prefix="signed", formdata=None)
+            out["signed"] = bound.get("signed") or _signed_form(inquiry, tracking)
     for hop in inquiry.hops:
         acts: dict = {}
         permission = svc.SUPERVISE if hop.kind == rules.SUPERVISOR else svc.HANDLE
@@ -251,11 +261,12 @@ def _unplaced(actions: dict, bound: dict) -> list[str]:
 
 
 def _render(inquiry: Inquiry, status: int = 200, **bound):
-    actions = _actions(inquiry, bound)
+    tracking = tracking_for(inquiry.waybill)
+    actions = _actions(inquiry, bound, tracking)
     return render_page("express/detail.html", "express/_detail_body.html", status=status,
                        inquiry=inquiry, now=utcnow(), actions=actions, refusals=_unplaced(actions, bound),
                        step_label=lambda stage, key: rules.step_label(stage, key, _lang()),
-                       fact_labels=svc.FACT_LABELS, tracking=tracking_for(inquiry.waybill))
+                       fact_labels=svc.FACT_LABELS, tracking=tracking)
 
 
 @bp.route("/<int:inquiry_id>")

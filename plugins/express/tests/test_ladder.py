@@ -603,3 +603,17 @@ def test_exp_r08_the_director_asks_the_vp_to_intervene_without_forwarding(client
     assert l5.deadline.status == OPEN  # the department still owes the result
     assert count(Hop) == 4  # no hop to the VP
     assert "airline refuses to trace" in client.get(f"/express/{inquiry.id}").get_data(as_text=True)
+
+
+def test_exp_r02_a_signature_in_the_tracking_fills_in_the_signed_form(client, net):
+    from plugins.express.models import TrackingEvent
+
+    inquiry = new_inquiry(net, at=utcnow())
+    db.session.add(TrackingEvent(waybill=inquiry.waybill, at=T0, status="signed", place="Minhang",
+                                 signer="门卫代签", unit_id=net.pudong.id, by_id=net.amy.id))
+    db.session.commit()
+    client.login("amy")
+    page = client.get(f"/express/{inquiry.id}").get_data(as_text=True)
+    assert input_value(page, "signed-signer") == "门卫代签"
+    assert input_value(page, "signed-signed_at") == "2026-11-16T10:00"  # T0 in Shanghai
+    assert re.search(r'<details class="card"\s+open>', page)
