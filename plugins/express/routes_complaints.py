@@ -132,16 +132,26 @@ def complaints():
 
 
 def _complaint_form(form: ComplaintForm | None = None) -> ComplaintForm:
+    """The choices: the units in scope, and the people of the chosen unit (all, before one is)."""
     form = form or ComplaintForm()
     units = cx.units_in(scope_ids())
     form.kind.choices = [("", "—"), *cx.kind_labels().items()]
     form.unit_id.choices = [("", "—"), *((u.id, u.name) for u in units)]
-    people = cx.people_in(units)
+    chosen = [u for u in units if u.id == form.unit_id.data]
+    people = cx.people_in(chosen or units)
     form.person_id.choices = [("", "—"), *(
         (user.id, f"{user.display_name} ({user.username}) · "
                   + ", ".join(f"{unit.name}: {_role_label(role)}" for unit, role in roles))
         for user, roles in people)]
     return form
+
+
+@bp.route("/complaints/people")
+@permission_required("express.complaints")
+def complaint_people():
+    """The person field for the unit chosen on the complaint form (htmx)."""
+    form = _complaint_form(ComplaintForm(formdata=None, data={"unit_id": _int_or_none(request.args.get("unit_id"))}))
+    return render_template("express/complaints/_person_field.html", form=form)
 
 
 @bp.route("/complaints/new", methods=["GET", "POST"])
