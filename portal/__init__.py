@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter
 
 from portal import config as config_module
 from portal.extensions import babel, csrf, db, login_manager, migrate
+
 # not ``htmx``: importing the submodule portal.htmx would rebind that package attribute
 from portal.extensions import htmx as htmx_ext
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from plugins.express import demo as express_demo
 from portal.audit import AuditEntry
 from portal.auth.models import Membership, User
 from portal.auth.passwords import verify_password
-from plugins.express import demo as express_demo
 from portal.demo import UNITS, USERS
 from portal.extensions import db
 from portal.testing import PASSWORD, make_user

@@ -45,7 +45,8 @@ from portal.penalties.models import PenaltyNotice
 from portal.plugin_api import DomainEvent, PenaltyDraft
 from portal.settings import models as settings
 from portal.sla import service as sla
-from portal.sla.models import BREACHED, OPEN as SLA_OPEN
+from portal.sla.models import BREACHED
+from portal.sla.models import OPEN as SLA_OPEN
 from portal.units.models import Unit, plugin_enabled
 
 RECORD = "express.complaints"

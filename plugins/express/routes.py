@@ -19,8 +19,17 @@ from sqlalchemy.orm import selectinload
 
 from plugins.express import rules
 from plugins.express import service as svc
-from plugins.express.forms import CheckForm, CustomerForm, FactsForm, ForwardForm, HelpForm, IntakeForm, \
-    ReplyForm, SignedForm, VpForm
+from plugins.express.forms import (
+    CheckForm,
+    CustomerForm,
+    FactsForm,
+    ForwardForm,
+    HelpForm,
+    IntakeForm,
+    ReplyForm,
+    SignedForm,
+    VpForm,
+)
 from plugins.express.models import OPEN, Hop, Inquiry, Partner, Relabel
 from plugins.express.tracking import tracking_for
 from portal.auth.access import can, current_unit, permission_required, scope_ids

@@ -34,7 +34,13 @@ from plugins.express import tracking as trk
 from plugins.express.models import Partner, Relabel, TrackingEvent, UnitLevel
 from plugins.express.routes import bp
 from portal.audit import record
-from portal.auth.access import can, current_unit, get_in_scope_or_404, permission_required, scope_ids
+from portal.auth.access import (
+    can,
+    current_unit,
+    get_in_scope_or_404,
+    permission_required,
+    scope_ids,
+)
 from portal.auth.models import User
 from portal.db_types import utcnow
 from portal.extensions import db

@@ -15,7 +15,14 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    TextAreaField,
+)
 from wtforms.validators import Length, NumberRange, Optional
 
 from plugins.express import complaints as cx

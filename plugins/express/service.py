@@ -17,14 +17,24 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from plugins.express import rules
-from plugins.express.models import CLOSED, OPEN, Check, CustomerUpdate, Hop, HopProgress, Inquiry, UnitLevel
+from plugins.express.models import (
+    CLOSED,
+    OPEN,
+    Check,
+    CustomerUpdate,
+    Hop,
+    HopProgress,
+    Inquiry,
+    UnitLevel,
+)
 from portal.audit import record
 from portal.auth.access import can
 from portal.auth.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.sla import service as sla
-from portal.sla.models import BREACHED, OPEN as SLA_OPEN
+from portal.sla.models import BREACHED
+from portal.sla.models import OPEN as SLA_OPEN
 from portal.units.models import Unit, plugin_enabled
 
 HANDLE = "express.handle"

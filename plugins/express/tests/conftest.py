@@ -111,3 +111,19 @@ def at_l3(net: Net, at: datetime = T0):
     l3 = svc.forward(inquiry, net.bob, net.center, from_hop=l2, at=at + minutes(8))
     db.session.commit()
     return inquiry, l2, l3
+
+
+L4_STEPS = ("mode", "airline", "arrival", "analysis", "stations")
+
+
+def at_netdept(net: Net, at: datetime = T0):
+    """Passed up to 网络管理部 (stage 5): the center and the 网管 did all their checks."""
+    inquiry, l2, l3 = at_l3(net, at)
+    for step in L3_STEPS:
+        svc.record_check(l3, net.cal, step, "done", at=at + minutes(10))
+    l4 = svc.forward(inquiry, net.cal, net.eastnet, from_hop=l3, at=at + minutes(12))
+    for step in L4_STEPS:
+        svc.record_check(l4, net.ned, step, "done", at=at + minutes(14))
+    l5 = svc.forward(inquiry, net.ned, net.netdept, from_hop=l4, at=at + minutes(15))
+    db.session.commit()
+    return inquiry, l5

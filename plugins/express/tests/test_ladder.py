@@ -17,8 +17,17 @@ from sqlalchemy import event, func, select
 from plugins.express import rules
 from plugins.express import service as svc
 from plugins.express.models import Check, CustomerUpdate, Hop, Inquiry
-from plugins.express.tests.conftest import FACTS, L2_STEPS, L3_STEPS, T0, at_l2, at_l3, l2_done, minutes, \
-    new_inquiry
+from plugins.express.tests.conftest import (
+    FACTS,
+    L2_STEPS,
+    L3_STEPS,
+    T0,
+    at_l2,
+    at_l3,
+    at_netdept,
+    minutes,
+    new_inquiry,
+)
 from portal.audit import AuditEntry
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -378,13 +387,7 @@ def test_exp_r11_supervisor_has_40_minutes_and_the_network_manager_30_to_assist(
 
 
 def test_exp_r12_the_network_department_owes_a_result_progress_does_not_stop_its_clock(net):
-    inquiry, l2, l3 = at_l3(net)
-    for step in L3_STEPS:
-        svc.record_check(l3, net.cal, step, "done", at=T0 + minutes(10))
-    l4 = svc.forward(inquiry, net.cal, net.eastnet, from_hop=l3, at=T0 + minutes(12))
-    for step in ("mode", "airline", "arrival", "analysis", "stations"):
-        svc.record_check(l4, net.ned, step, "done", at=T0 + minutes(14))
-    l5 = svc.forward(inquiry, net.ned, net.netdept, from_hop=l4, at=T0 + minutes(15))
+    inquiry, l5 = at_netdept(net)
     svc.reply(l5, net.nd, "progress", "asked the airline", at=T0 + minutes(30))
     db.session.commit()
     assert l5.is_open and l5.deadline.status == OPEN and l5.holder_id == net.nd.id
@@ -569,22 +572,10 @@ def test_exp_r16_an_agent_delivered_parcel_goes_to_the_center_and_shows_the_publ
         svc.forward(other, net.amy, net.center)
 
 
-def _at_netdept(net):
-    inquiry, l2, l3 = at_l3(net)
-    for step in L3_STEPS:
-        svc.record_check(l3, net.cal, step, "done", at=T0 + minutes(10))
-    l4 = svc.forward(inquiry, net.cal, net.eastnet, from_hop=l3, at=T0 + minutes(12))
-    for step in ("mode", "airline", "arrival", "analysis", "stations"):
-        svc.record_check(l4, net.ned, step, "done", at=T0 + minutes(14))
-    l5 = svc.forward(inquiry, net.ned, net.netdept, from_hop=l4, at=T0 + minutes(15))
-    db.session.commit()
-    return inquiry, l5
-
-
 def test_exp_r08_the_director_asks_the_vp_to_intervene_without_forwarding(client, net):
     from portal.testing import make_user
 
-    inquiry, l5 = _at_netdept(net)
+    inquiry, l5 = at_netdept(net)
     with pytest.raises(rules.LadderError) as refused:  # staff of the department are not the director
         svc.request_vp_intervention(l5, net.nd, "please intervene")
     assert refused.value.code == "not_yours"
