@@ -61,6 +61,8 @@ def test_exp_p04_p05_complaint_verified_published_and_answered(open_as, live_ser
     form.locator('select[name="kind"]').select_option("attitude_staff")
     form.locator('select[name="unit_id"]').select_option(unit_id(live_server, "express-sh"))
     person = form.locator('select[name="person_id"]')
+    # htmx replaces the person field with the station's people only: wait for that first
+    expect(person.locator(f'option[value="{user_id(live_server, "express.l2")}"]')).to_have_count(0)
     expect(person.locator(f'option[value="{staff_id}"]')).to_have_count(1)
     person.select_option(staff_id)
     expect(form.locator('input[name="received_at"]')).not_to_have_value("")  # today, prefilled
