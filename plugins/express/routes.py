@@ -201,7 +201,7 @@ def _check_form(hop: Hop, form: CheckForm | None = None) -> CheckForm:
 
 def _reply_form(hop: Hop, form: ReplyForm | None = None) -> ReplyForm:
     form = form or ReplyForm(prefix=f"reply{hop.id}", formdata=None)
-    labels = {rules.FOUND: _("Found"), rules.NOT_FOUND: _("Not found"), rules.PROGRESS: _("Progress")}
+    labels = {rules.FOUND: _("Found"), rules.NOT_FOUND: _("Not found here"), rules.PROGRESS: _("Progress")}
     form.outcome.choices = [(o, labels[o]) for o in rules.reply_outcomes(hop.stage, hop.kind)]
     return form
 
