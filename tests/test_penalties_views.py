@@ -241,3 +241,22 @@ def test_core_05_payroll_page_and_scope(client, tree, people):
     assert client.get(
         f"/penalties/payroll/export?month=2026-11&unit={tree['club'].id}&format=csv").status_code == 404
     assert client.get("/penalties/payroll/export?month=2026-11&format=pdf").status_code == 400
+
+
+def test_core_03_a_fixed_fine_is_shown_read_only_when_publishing(app, client):
+    """The amount of a fixed rule is the unit's setting: the issuer sees it, cannot type another."""
+    from portal.penalties import service
+    from portal.testing import make_unit, make_user
+
+    unit = make_unit("st", kind="station", plugins={"express": True})
+    person = make_user("pat", (unit, "staff"))
+    proposer = make_user("ann", (unit, "auditor"))
+    make_user("ben", (unit, "auditor"), locale="en")
+    notice = service.create_manual(unit=unit, person=person, rule_id="EXP-R14", evidence="forwarded to the VP",
+                                   occurred_at=utcnow(), proposer=proposer)
+    db.session.commit()
+    client.login("ben")
+    page = client.get(f"/penalties/{notice.id}").get_data(as_text=True)
+    amount = re.search(r'<input[^>]*name="amount"[^>]*>', page).group(0)
+    assert "readonly" in amount and 'value="100.00"' in amount
+    assert "Fixed by the rule" in page

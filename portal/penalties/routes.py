@@ -113,9 +113,12 @@ def _detail(notice: PenaltyNotice, status: int = 200, **forms):
     unit = notice.unit
     publish_form = forms.get("publish_form") or PublishForm(formdata=None, amount=(
         "" if notice.amount is None else str(notice.amount)))
+    rule = service.rule_in_force(notice.rule_id, unit, notice.occurred_at)
+    if rule is not None and rule.amount_min is not None and not rule.is_range:
+        publish_form.amount.render_kw = {**(publish_form.amount.render_kw or {}), "readonly": True}
     context = {
         "notice": notice,
-        "rule": service.rule_in_force(notice.rule_id, unit, notice.occurred_at),
+        "rule": rule,
         "remaining": _remaining(notice, now),
         "appeal_form": forms.get("appeal_form") or AppealForm(formdata=None),
         "publish_form": publish_form,
