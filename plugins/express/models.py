@@ -194,6 +194,7 @@ class TrackingEvent(db.Model):
     """A tracking status of a waybill, entered by hand or imported from a CSV (EXP-R02)."""
 
     __tablename__ = "express_tracking_events"
+    __table_args__ = (UniqueConstraint("waybill", "at", "status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     waybill: Mapped[str] = mapped_column(String(40), index=True)

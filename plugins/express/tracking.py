@@ -62,6 +62,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from plugins.express import rules
 from plugins.express.models import TrackingEvent
@@ -259,13 +260,24 @@ def _plain(entry: Entry) -> dict:
             "signer": entry.signer}
 
 
+def _insert(events: list[TrackingEvent]) -> bool:
+    """Add the statuses; ``False`` (nothing added) if one was recorded meanwhile by someone else
+    — the unique (waybill, time, status) refuses a second copy."""
+    try:
+        with db.session.begin_nested():
+            db.session.add_all(events)
+    except IntegrityError:
+        return False
+    return True
+
+
 def add_status(entry: Entry, unit: Unit, user: User) -> TrackingEvent | None:
     """Record one status entered by hand (``None``: the same status is already recorded)."""
     if _exists(entry):
         return None
     event = _event(entry, unit, user, "manual")
-    db.session.add(event)
-    db.session.flush()
+    if not _insert([event]):
+        return None
     record("express.tracking_added", "express_tracking_event", event.id, unit_id=unit.id, actor=user,
            after={**_plain(entry), "source": "manual"})
     return event
@@ -351,8 +363,10 @@ def import_csv(data: bytes, filename: str, unit: Unit, user: User, *, pattern: s
             continue
         seen.add(key)
         events.append(_event(entry, unit, user, "csv"))
-    db.session.add_all(events)
-    db.session.flush()
+    if not _insert(events):
+        result.errors.append((0, str(_l("The same statuses were recorded meanwhile: import the file "
+                                        "again, they will be skipped."))))
+        return result
     result.imported = len(events)
     record("express.tracking_imported", "express_tracking_import", hashlib.sha256(data).hexdigest()[:16],
            unit_id=unit.id, actor=user,

@@ -63,7 +63,8 @@ def upgrade():
     sa.Column('created_at', portal.db_types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['by_id'], ['users.id'], name=op.f('fk_express_tracking_events_by_id_users')),
     sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_express_tracking_events_unit_id_units')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_express_tracking_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_express_tracking_events')),
+    sa.UniqueConstraint('waybill', 'at', 'status', name=op.f('uq_express_tracking_events_waybill_at_status'))
     )
     with op.batch_alter_table('express_tracking_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_express_tracking_events_waybill'), ['waybill'], unique=False)
