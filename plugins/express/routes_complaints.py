@@ -217,50 +217,48 @@ def complaint_detail(complaint_id: int):
     return _render_complaint(_complaint_or_404(complaint_id))
 
 
-@bp.route("/complaints/<int:complaint_id>/verify", methods=["POST"])
-@permission_required("express.verify")
-def complaint_verify(complaint_id: int):
+def _complaint_step(complaint_id: int, form, name: str, action, message):
+    """Validate ``form``, run ``action(complaint)`` and commit; or show what is wrong on the page."""
     complaint = _complaint_or_404(complaint_id)
-    form = VerifyForm()
     status = 400
     if form.validate_on_submit():
         try:
-            notices = cx.verify(complaint, current_user, form.outcome.data or "", form.finding.data,
-                                conditions_met=form.conditions_met.data, plan_refused=form.plan_refused.data,
-                                center_plan_rejected=form.center_plan_rejected.data)
+            result = action(complaint)
         except cx.ComplaintError as error:
             db.session.rollback()
             _apply(form, error)
             status = error.status
         else:
             db.session.commit()
-            if notices:
-                flash(_("Complaint verified: the draft penalty %(rule)s is in the ledger for an auditor "
-                        "to publish.", rule=notices[0].rule_id), "success")
-            else:
-                flash(_("Complaint %(status)s.", status=cx.status_labels()[complaint.status]), "success")
+            flash(message(complaint, result), "success")
             return redirect_to(url_for("express.complaint_detail", complaint_id=complaint_id))
-    return _render_complaint(_complaint_or_404(complaint_id), status, verify_form=form)
+    return _render_complaint(_complaint_or_404(complaint_id), status, **{name: form})
+
+
+def _verified_message(complaint: Complaint, notices) -> str:
+    if notices:
+        return _("Complaint verified: the draft penalty %(rule)s is in the ledger for an auditor "
+                 "to publish.", rule=notices[0].rule_id)
+    return _("Complaint %(status)s.", status=cx.status_labels()[complaint.status])
+
+
+@bp.route("/complaints/<int:complaint_id>/verify", methods=["POST"])
+@permission_required("express.verify")
+def complaint_verify(complaint_id: int):
+    form = VerifyForm()
+    return _complaint_step(complaint_id, form, "verify_form", lambda complaint: cx.verify(
+        complaint, current_user, form.outcome.data or "", form.finding.data,
+        conditions_met=form.conditions_met.data, plan_refused=form.plan_refused.data,
+        center_plan_rejected=form.center_plan_rejected.data), _verified_message)
 
 
 @bp.route("/complaints/<int:complaint_id>/decision", methods=["POST"])
 @permission_required("express.verify")
 def complaint_decision(complaint_id: int):
-    complaint = _complaint_or_404(complaint_id)
     form = DecisionForm()
-    status = 400
-    if form.validate_on_submit():
-        try:
-            cx.record_decision(complaint, current_user, form.decision.data)
-        except cx.ComplaintError as error:
-            db.session.rollback()
-            _apply(form, error)
-            status = error.status
-        else:
-            db.session.commit()
-            flash(_("The leader's decision is recorded."), "success")
-            return redirect_to(url_for("express.complaint_detail", complaint_id=complaint_id))
-    return _render_complaint(_complaint_or_404(complaint_id), status, decision_form=form)
+    return _complaint_step(complaint_id, form, "decision_form",
+                           lambda complaint: cx.record_decision(complaint, current_user, form.decision.data),
+                           lambda _complaint, _result: _("The leader's decision is recorded."))
 
 
 # --- EXP-P05: responses to 质控部's notices --------------------------------------------------

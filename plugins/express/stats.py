@@ -19,15 +19,11 @@ XLSX.
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 from tempfile import SpooledTemporaryFile
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -35,7 +31,7 @@ from plugins.express import rules
 from plugins.express.models import Hop
 from portal.auth.models import User
 from portal.extensions import db
-from portal.penalties.payroll import _FixedTimeZip, file_chunks
+from portal.penalties.payroll import file_chunks, new_workbook, saved_workbook
 from portal.sla import stats as sla_stats
 from portal.units.models import Unit
 
@@ -178,19 +174,14 @@ def late_rows(units: list[Unit], months: list[str], zone_of) -> tuple[list[LateR
     return sorted(people.values(), key=_sort_key), sorted(by_unit.values(), key=_sort_key)
 
 
-def _month_start(month: str, zone: ZoneInfo) -> datetime:
-    year, mon = sla_stats.parse_month(month)
-    return datetime(year, mon, 1, tzinfo=zone).astimezone(timezone.utc)
-
-
 def level_rows(units: list[Unit], months: list[str], zone_of) -> list[LevelRow]:
     """Reply time of the hops answered by ``units``, per level, in the local month sent."""
     if not units or not months:
         return []
     zones = {u.id: zone_of(u) for u in units}
     after = sla_stats.shift_month(months[-1], 1)
-    low = min(_month_start(months[0], z) for z in set(zones.values()))
-    high = max(_month_start(after, z) for z in set(zones.values()))
+    low = min(sla_stats.month_start(months[0], z) for z in set(zones.values()))
+    high = max(sla_stats.month_start(after, z) for z in set(zones.values()))
     wanted = set(months)
     rows: dict[tuple[str, str], LevelRow] = {}
     query = (select(Hop.to_unit_id, Hop.stage, Hop.kind, Hop.sent_at, Hop.replied_at)
@@ -240,13 +231,7 @@ def records(rep: Report, unit_name=lambda u: u.name_zh) -> list[tuple]:
 
 def csv_chunks(rows: Iterable[tuple]) -> Iterator[bytes]:
     """UTF-8 CSV with a BOM (for spreadsheet programs), CRLF, formula-safe text cells."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
-    writer.writerow(HEADER)
-    for cells in rows:
-        writer.writerow([sla_stats.safe_cell(c) for c in cells])
-    yield buffer.getvalue().encode("utf-8")
+    return (line.encode("utf-8") for line in sla_stats.csv_lines(rows, HEADER))
 
 
 NUMERIC = {"on_time_pct", "avg_reply_minutes"}
@@ -254,15 +239,8 @@ NUMERIC = {"on_time_pct", "avg_reply_minutes"}
 
 def xlsx_file(rows: Iterable[tuple], months: list[str]) -> SpooledTemporaryFile:
     """The same lines as an XLSX workbook (openpyxl write-only); percentages as exact decimals."""
-    from openpyxl import Workbook
-    from openpyxl.writer.excel import ExcelWriter
-
     year, mon = sla_stats.parse_month(months[0])
-    stamp = datetime(year, mon, 1)
-    workbook = Workbook(write_only=True)
-    workbook.properties.creator = "regulation-portal"
-    workbook.properties.created = workbook.properties.modified = stamp
-    workbook.properties.title = f"express reply statistics {months[0]}..{months[-1]}"
+    workbook = new_workbook(f"express reply statistics {months[0]}..{months[-1]}", year, mon)
     sheet = workbook.create_sheet(title="EXP-R13")
     sheet.append(list(HEADER))
     for cells in rows:
@@ -274,12 +252,7 @@ def xlsx_file(rows: Iterable[tuple], months: list[str]) -> SpooledTemporaryFile:
                 value = None
             line.append(sla_stats.safe_cell(value))
         sheet.append(line)
-    out = SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    archive = _FixedTimeZip(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
-    archive.fixed_time = (max(year, 1980), mon, 1, 0, 0, 0)
-    ExcelWriter(workbook, archive).save()
-    out.seek(0)
-    return out
+    return saved_workbook(workbook, year, mon)
 
 
 def export(rep: Report, fmt: str, unit_name=lambda u: u.name_zh) -> Iterator[bytes]:

@@ -220,19 +220,37 @@ class _FixedTimeZip(zipfile.ZipFile):
             shutil.copyfileobj(src, dst, CHUNK)
 
 
-def xlsx_file(items: Iterable[Line], month: str) -> SpooledTemporaryFile:
-    """The statement as an XLSX workbook (openpyxl write-only), in a rewound temporary file."""
+def new_workbook(title: str, year: int, month: int):
+    """A write-only openpyxl workbook stamped with the first of ``month`` (deterministic bytes)."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.writer.excel import ExcelWriter
 
-    year, mon = R.parse_month(month)
-    stamp = datetime(year, mon, 1)
+    stamp = datetime(year, month, 1)
     workbook = Workbook(write_only=True)
     workbook.properties.creator = "regulation-portal"
     workbook.properties.created = stamp
     workbook.properties.modified = stamp
-    workbook.properties.title = f"penalties {month}"
+    workbook.properties.title = title
+    return workbook
+
+
+def saved_workbook(workbook, year: int, month: int) -> SpooledTemporaryFile:
+    """``workbook`` as XLSX bytes in a rewound temporary file, every zip entry dated ``month``."""
+    from openpyxl.writer.excel import ExcelWriter
+
+    out = SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    archive = _FixedTimeZip(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    archive.fixed_time = (max(year, 1980), month, 1, 0, 0, 0)
+    ExcelWriter(workbook, archive).save()  # not save_workbook(): that stamps "modified" with now
+    out.seek(0)
+    return out
+
+
+def xlsx_file(items: Iterable[Line], month: str) -> SpooledTemporaryFile:
+    """The statement as an XLSX workbook (openpyxl write-only), in a rewound temporary file."""
+    from openpyxl.cell import WriteOnlyCell
+
+    year, mon = R.parse_month(month)
+    workbook = new_workbook(f"penalties {month}", year, mon)
     sheet = workbook.create_sheet(title=month)
     sheet.append(list(HEADER))
     for line in items:
@@ -241,12 +259,7 @@ def xlsx_file(items: Iterable[Line], month: str) -> SpooledTemporaryFile:
         amount.number_format = "0.00"
         cells[-1] = amount
         sheet.append(cells)
-    out = SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    archive = _FixedTimeZip(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
-    archive.fixed_time = (max(year, 1980), mon, 1, 0, 0, 0)
-    ExcelWriter(workbook, archive).save()  # not save_workbook(): that stamps "modified" with now
-    out.seek(0)
-    return out
+    return saved_workbook(workbook, year, mon)
 
 
 def file_chunks(handle) -> Iterator[bytes]:

@@ -77,7 +77,8 @@ def shift_month(month: str, delta: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def _month_start(month: str, zone: ZoneInfo) -> datetime:
+def month_start(month: str, zone: ZoneInfo) -> datetime:
+    """The first instant of the local ``month`` in ``zone``, in UTC."""
     y, m = parse_month(month)
     return datetime(y, m, 1, tzinfo=zone).astimezone(timezone.utc)
 
@@ -96,7 +97,7 @@ def breach_stats(units: Iterable[Unit], months: list[str], zone_of, policy_id: s
     counts: dict[tuple[str, int, int | None], list[int]] = {}
     for zone_key, zone_units in by_zone.items():
         zone = ZoneInfo(zone_key)
-        bounds = [_month_start(m, zone) for m in [*months, shift_month(months[-1], 1)]]
+        bounds = [month_start(m, zone) for m in [*months, shift_month(months[-1], 1)]]
         month = case(*[(Deadline.due_at < bounds[i + 1], months[i]) for i in range(len(months))])
         person = func.coalesce(Deadline.breached_owner_id, Deadline.met_owner_id)
         inner = (
@@ -145,7 +146,7 @@ def csv_records(rows: Iterable[StatsRow], unit_name=lambda u: u.name_zh) -> list
              row.closed, row.breached, f"{row.rate:.4f}") for row in rows]
 
 
-def csv_lines(records: Iterable[tuple]) -> Iterator[str]:
+def csv_lines(records: Iterable[tuple], header: tuple[str, ...] = CSV_HEADER) -> Iterator[str]:
     """The CSV text, line by line (UTF-8 with a BOM first so spreadsheet programs read Chinese)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -156,6 +157,6 @@ def csv_lines(records: Iterable[tuple]) -> Iterator[str]:
         writer.writerow([safe_cell(c) for c in cells])
         return buffer.getvalue()
 
-    yield "\ufeff" + line(CSV_HEADER)
+    yield "\ufeff" + line(header)
     for record in records:
         yield line(record)
