@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, flash, make_response, render_template
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
+from portal.htmx import is_htmx
+from portal.transitions import DEFAULT_MESSAGE, StaleState
 
 log = logging.getLogger("portal")
 
@@ -20,6 +22,7 @@ MESSAGES = {
     404: (_l("Not found"), _l("There is nothing here, or it belongs to another unit.")),
     405: (_l("Not allowed"), _l("This address does not accept that kind of request.")),
     413: (_l("Too large"), _l("What you sent is too large.")),
+    409: (_l("Changed meanwhile"), DEFAULT_MESSAGE),
     429: (_l("Too many requests"), _l("Please wait a moment and try again.")),
     500: (_l("Something went wrong"), _l("The error has been logged. Nothing you entered was saved half-way; please try again.")),
     503: (_l("Unavailable"), _l("The portal cannot reach its database right now.")),
@@ -46,11 +49,34 @@ def _page(code: int, detail: str | None = None):
         return FALLBACK.format(code=code), code
 
 
+def _conflict(message: str):
+    """409: a page with the message; an htmx request reloads its page, which shows it flashed."""
+    if is_htmx():
+        flash(message, "error")
+        response = make_response("", 409)
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return _page(409, message)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         log.warning("CSRF refused: %s", exc.description)
         return _page(400, str(_l("The form expired or did not come from this portal. Reload the page and try again.")))
+
+    @app.errorhandler(StaleState)
+    def stale_state(exc: StaleState):
+        """Someone else was first (``portal.transitions``): 409 with the step's message."""
+        db.session.rollback()
+        return _conflict(str(exc.message))
+
+    @app.errorhandler(IntegrityError)
+    def conflict(exc: IntegrityError):
+        """A constraint refused a second row that a concurrent step stored first: 409, not 500."""
+        log.warning("constraint refused a write: %s", exc.orig)
+        db.session.rollback()
+        return _conflict(str(DEFAULT_MESSAGE))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -14,6 +14,12 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from portal.transitions import StaleState, lock, transition  # race-safe state changes (re-exported)
+
+__all__ = ["BUILTIN_ROLES", "DomainEvent", "NavItem", "Panel", "PenaltyDraft", "PenaltyRule",
+           "Permission", "Role", "SettingError", "SettingSpec", "SlaPolicy", "StaleState", "lock",
+           "transition"]
+
 BUILTIN_ROLES = ("staff", "supervisor", "manager", "auditor", "admin")
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
@@ -181,3 +183,45 @@ def tree(app):
     south = make_unit("south", region, plugins={"notices": False})
     club = make_unit("club", company, kind="club")
     return {"company": company, "region": region, "north": north, "south": south, "club": club}
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+RACE_SECONDS = float(os.environ.get("PORTAL_TEST_RACE_SECONDS", "2"))
+
+
+def concurrently(app: Flask, *actions: Callable[[], object], timeout: float = 30) -> list:
+    """Run each action in a thread of its own, released together by a barrier, each in its own
+    app context (its own database session).  Returns what each returned, or the exception it
+    raised, in the order given."""
+    barrier = threading.Barrier(len(actions))
+    results: list = [None] * len(actions)
+
+    def run(index: int, action: Callable[[], object]) -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout)
+                results[index] = action()
+            except BaseException as exc:  # noqa: BLE001 - handed back to the test
+                db.session.rollback()
+                results[index] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, a), daemon=True) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
+
+
+def race_rounds(minimum: int = 3, seconds: float | None = None) -> Iterator[int]:
+    """Round numbers for a race repeated as often as fits in ``seconds`` (at least ``minimum``;
+    ``PORTAL_TEST_RACE_SECONDS`` sets the default, 2 s)."""
+    seconds = RACE_SECONDS if seconds is None else seconds
+    end = time.monotonic() + seconds
+    n = 0
+    while n < minimum or time.monotonic() < end:
+        yield n
+        n += 1
