@@ -72,6 +72,13 @@ def portal_register_settings():
                     minimum=0, maximum=60 * 24 * 60,
                     help_zh="原文未规定期限；默认 3 天（4320 分钟），0 = 不设期限。",
                     help_en="The regulation names no period; 3 days (4320 minutes) by default, 0 = none."),
+        SettingSpec("express.intake_repeat_minutes", "minutes", 5,
+                    "同一运单重复受理确认时间窗（分钟）",
+                    "Ask before a second inquiry of the same waybill at the station within (minutes)",
+                    minimum=0, maximum=24 * 60,
+                    help_zh="同一站点在此时间内再次受理同一运单时，先请客服确认，以免重复计时；0 = 不询问。",
+                    help_en="A second intake of the same waybill at the same station within this time "
+                            "asks first, so one call does not start two customer clocks; 0 = never ask."),
         SettingSpec("express.waybill_pattern", "text", DEFAULT_WAYBILL_PATTERN, "运单号格式（正则表达式）",
                     "Waybill number format (regular expression)", rule="EXP-R01", validate=pattern_error),
     ]

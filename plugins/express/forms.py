@@ -1,6 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateTimeLocalField,
     HiddenField,
     IntegerField,
@@ -25,6 +26,8 @@ class IntakeForm(FlaskForm):
                                  render_kw={"inputmode": "tel"})
     partner_id = SelectField(_l("Agent-delivered by (EXP-R16)"), coerce=int, validators=[Optional()])
     notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=4000)], render_kw={"rows": 3})
+    # asked when the same waybill was taken here a few minutes ago (express.intake_repeat_minutes)
+    confirm_repeat = BooleanField(_l("Open another inquiry about this waybill"))
 
     def __init__(self, *args, waybill_pattern: str = rules.DEFAULT_WAYBILL_PATTERN, **kwargs):
         super().__init__(*args, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.auth.models import User
@@ -14,6 +14,17 @@ from portal.sla.models import Deadline
 from portal.units.models import Unit
 
 OPEN, CLOSED = "open", "closed"
+
+
+def _partial_unique(name: str, *columns: str, where: str) -> Index:
+    """At most one row per ``columns`` among the rows matching ``where`` (PostgreSQL and SQLite)."""
+    return Index(name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where))
+
+
+# "At most one" rules the database keeps even when two requests race (issue 24)
+OPEN_FORWARD = "kind = 'forward' AND replied_at IS NULL"
+OPEN_SIDE_REQUEST = "kind <> 'forward' AND replied_at IS NULL"
+RESULT_UPDATE = "kind = 'result'"
 
 
 class UnitLevel(db.Model):
@@ -75,6 +86,11 @@ class Hop(db.Model):
     """
 
     __tablename__ = "express_hops"
+    __table_args__ = (
+        # one open forward per inquiry and level; one open side request of a kind per hop
+        _partial_unique("ux_express_hops_open_forward", "inquiry_id", "stage", where=OPEN_FORWARD),
+        _partial_unique("ux_express_hops_open_side_request", "parent_id", "kind", where=OPEN_SIDE_REQUEST),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     inquiry_id: Mapped[int] = mapped_column(ForeignKey("express_inquiries.id"), index=True)
@@ -146,6 +162,8 @@ class CustomerUpdate(db.Model):
     """What the station told the customer: progress or the result (EXP-R09)."""
 
     __tablename__ = "express_customer_updates"
+    # the result is told once: one close per inquiry
+    __table_args__ = (_partial_unique("ux_express_customer_updates_result", "inquiry_id", where=RESULT_UPDATE),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     inquiry_id: Mapped[int] = mapped_column(ForeignKey("express_inquiries.id"), index=True)

@@ -131,9 +131,11 @@ def new():
             inquiry = svc.take_inquiry(
                 unit, current_user, waybill=form.waybill.data, inquirer_name=form.inquirer_name.data,
                 inquirer_phone=form.inquirer_phone.data, inquirer_org=form.inquirer_org.data or "",
-                notes=form.notes.data or "", partner_id=form.partner_id.data or None)
+                notes=form.notes.data or "", partner_id=form.partner_id.data or None,
+                confirm_repeat=form.confirm_repeat.data)
         except rules.LadderError as error:
-            form.waybill.errors.append(error.message)
+            db.session.rollback()
+            getattr(form, error.field or "waybill", form.waybill).errors.append(error.message)
         else:
             db.session.commit()
             flash(_("Inquiry recorded: answer the customer within the clock."), "success")
@@ -201,8 +203,7 @@ def _check_form(hop: Hop, form: CheckForm | None = None) -> CheckForm:
 
 def _reply_form(hop: Hop, form: ReplyForm | None = None) -> ReplyForm:
     form = form or ReplyForm(prefix=f"reply{hop.id}", formdata=None)
-    labels = {rules.FOUND: _("Found"), rules.NOT_FOUND: _("Not found here"), rules.PROGRESS: _("Progress")}
-    form.outcome.choices = [(o, labels[o]) for o in rules.reply_outcomes(hop.stage, hop.kind)]
+    form.outcome.choices = [(o, rules.outcome_label(o)) for o in rules.reply_outcomes(hop.stage, hop.kind)]
     return form
 
 

@@ -42,6 +42,13 @@ FORWARD, SUPERVISOR, ASSIST = "forward", "supervisor", "assist"
 # reply outcomes
 FOUND, NOT_FOUND, PROGRESS = "found", "not_found", "progress"
 
+OUTCOME_LABELS = {FOUND: _l("Found"), NOT_FOUND: _l("Not found here"), PROGRESS: _l("Progress")}
+
+
+def outcome_label(outcome: str | None) -> str:
+    return str(OUTCOME_LABELS[outcome]) if outcome in OUTCOME_LABELS else "—"
+
+
 # which deadline policy each hop runs on
 HOP_POLICY = {2: "express.hop_reply", 3: "express.hop_reply", 4: "express.network",
               5: "express.netdept"}

@@ -2,7 +2,14 @@
 
 Each function checks the ladder (``plugins.express.rules``), changes the records,
 starts/meets the clocks (``portal.sla.service``) and writes the audit trail; none of
-them commits — the route commits, so a refused step writes nothing half-way.  A
+them commits — the route commits, so a refused step writes nothing half-way.
+
+Every step on an inquiry first takes the inquiry (``portal.plugin_api.lock``, with its
+requests, their checks and clocks, refreshed): two people — or one double tap — on the
+same inquiry run one after the other, and the second is refused by the same check a late
+second tap meets ("already with the destination station", "this inquiry is closed", "already
+answered by …").  Partial unique indexes keep the "at most one" rules even so (one open
+forward per inquiry and level, one open side request of a kind per hop, one result).  A
 refused forward carries its audit entry; the caller rolls back and then writes it
 with ``log_refusal`` (``express.forward_refused``), so that an auditor sees every
 越级 attempt (EXP-R14).
@@ -10,11 +17,12 @@ with ``log_refusal`` (``express.forward_refused``), so that an auditor sees ever
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from plugins.express import rules
 from plugins.express.models import (
@@ -32,6 +40,8 @@ from portal.auth.access import can
 from portal.auth.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
+from portal.plugin_api import lock
+from portal.settings import models as settings
 from portal.sla import service as sla
 from portal.sla.models import BREACHED
 from portal.sla.models import OPEN as SLA_OPEN
@@ -90,6 +100,19 @@ def _now(at: datetime | None) -> datetime:
     return at or utcnow()
 
 
+def _local(at: datetime, unit: Unit) -> str:
+    return at.astimezone(settings.unit_zone(unit)).strftime("%H:%M")
+
+
+def _locked(inquiry: Inquiry) -> Inquiry:
+    """Take ``inquiry`` for the rest of the transaction and refresh it, its requests, their
+    checks, notes and clocks: a concurrent step on it waits here, then sees this one's change."""
+    hops = selectinload(Inquiry.hops)
+    lock(Inquiry, inquiry.id, hops.selectinload(Hop.checks), hops.selectinload(Hop.notes),
+         hops.selectinload(Hop.deadline), selectinload(Inquiry.customer_deadline))
+    return inquiry
+
+
 def _require_open(inquiry: Inquiry) -> None:
     if inquiry.status != OPEN:
         raise ExpressError(_l("This inquiry is closed."), "closed")
@@ -121,14 +144,41 @@ def _snapshot(inquiry: Inquiry) -> dict[str, Any]:
 # --- intake (EXP-R01, R02) -------------------------------------------------------------------
 
 
+REPEAT_WINDOW = "express.intake_repeat_minutes"
+
+
+def recent_intake(unit: Unit, waybill: str, now: datetime) -> Inquiry | None:
+    """The latest inquiry of ``waybill`` taken at ``unit`` within the unit's repeat window."""
+    minutes = settings.value(unit, REPEAT_WINDOW, now)
+    if not minutes:
+        return None
+    return db.session.scalars(
+        select(Inquiry).where(Inquiry.unit_id == unit.id, Inquiry.waybill == waybill.strip(),
+                              Inquiry.created_at > now - timedelta(minutes=minutes))
+        .order_by(Inquiry.created_at.desc(), Inquiry.id.desc()).limit(1)).first()
+
+
 def take_inquiry(unit: Unit, user: User, *, waybill: str, inquirer_name: str, inquirer_phone: str,
                  inquirer_org: str = "", notes: str = "", partner_id: int | None = None,
-                 at: datetime | None = None) -> Inquiry:
-    """A station CS records the call; the customer's 30 minutes start now (EXP-R09)."""
+                 at: datetime | None = None, confirm_repeat: bool = False) -> Inquiry:
+    """A station CS records the call; the customer's 30 minutes start now (EXP-R09).
+
+    The same waybill taken at the same station within ``express.intake_repeat_minutes`` is
+    asked about first (``confirm_repeat``): a double tap or a second agent on the same call
+    does not open a second inquiry and a second customer clock.  Intakes at one station
+    run one after the other (the station is locked), so two at once see each other.
+    """
     now = _now(at)
     _require_handler(user, unit)
     if level_of(unit) != "station":
         raise ExpressError(_l("Inquiries are taken by station customer service."), "not_station")
+    lock(Unit, unit.id)
+    earlier = recent_intake(unit, waybill, now)
+    if earlier is not None and not confirm_repeat:
+        raise ExpressError(_l("%(name)s opened inquiry no. %(id)s about this waybill at %(time)s. "
+                              "Tick “Open another inquiry about this waybill” only if this is a different call.",
+                              name=earlier.created_by.display_name, id=earlier.id,
+                              time=_local(earlier.created_at, unit)), "repeat", "confirm_repeat")
     inquiry = Inquiry(unit_id=unit.id, waybill=waybill.strip(), inquirer_name=inquirer_name.strip(),
                       inquirer_org=inquirer_org.strip(), inquirer_phone=rules.normalise_phone(inquirer_phone),
                       notes=notes.strip(), partner_id=partner_id, facts={}, status=OPEN, stage=1,
@@ -147,6 +197,7 @@ def take_inquiry(unit: Unit, user: User, *, waybill: str, inquirer_name: str, in
 def close_signed(inquiry: Inquiry, user: User, *, signer: str, signed_at: datetime, answer: str,
                  at: datetime | None = None) -> Inquiry:
     """The tracking shows a signature: record it, answer the customer, close (EXP-R02)."""
+    _locked(inquiry)
     _require_open(inquiry)
     _require_handler(user, inquiry.unit)
     if inquiry.stage > 1:
@@ -165,6 +216,7 @@ def close_signed(inquiry: Inquiry, user: User, *, signer: str, signed_at: dateti
 def tell_customer(inquiry: Inquiry, user: User, kind: str, text: str, at: datetime | None = None) -> Inquiry:
     """Progress resets the customer's clock (repeating, R09 reading); the result closes."""
     now = _now(at)
+    _locked(inquiry)
     _require_open(inquiry)
     _require_handler(user, inquiry.unit)
     if kind not in ("progress", "result"):
@@ -249,6 +301,7 @@ def forward(inquiry: Inquiry, user: User, target: Unit | None, *, from_hop: Hop 
     passed up" (R05: reply whether found or not) and stops its clock.
     """
     now = _now(at)
+    _locked(inquiry)
     _require_open(inquiry)
     from_unit = from_hop.to_unit if from_hop is not None else inquiry.unit
     from_stage = from_hop.stage if from_hop is not None else 1
@@ -287,6 +340,7 @@ def request_help(inquiry: Inquiry, user: User, kind: str, from_hop: Hop, target:
                  message: str = "", at: datetime | None = None) -> Hop:
     """Center CS → its supervisor (40 min), supervisor → 辖区网管 (30 min) (EXP-R11)."""
     now = _now(at)
+    _locked(inquiry)
     _require_open(inquiry)
     from_unit = from_hop.to_unit
     _require_handler(user, from_unit, SUPERVISE if kind == rules.ASSIST else HANDLE)
@@ -307,6 +361,7 @@ def request_help(inquiry: Inquiry, user: User, kind: str, from_hop: Hop, target:
 
 def take(hop: Hop, user: User, at: datetime | None = None) -> Hop:
     """The receiver takes the request: its clock is now theirs (a breach is charged to them)."""
+    _locked(hop.inquiry)
     _require_open(hop.inquiry)
     _require_handler(user, hop.to_unit, SUPERVISE if hop.kind == rules.SUPERVISOR else HANDLE)
     if not hop.is_open:
@@ -338,6 +393,7 @@ FACT_LABELS = {
 
 def save_facts(inquiry: Inquiry, hop: Hop, user: User, facts: dict[str, str], at: datetime | None = None) -> None:
     """The parcel data a level records (①); changes are audited with before/after."""
+    _locked(inquiry)
     _require_open(inquiry)
     _require_handler(user, hop.to_unit)
     if not hop.is_open:
@@ -356,6 +412,7 @@ def save_facts(inquiry: Inquiry, hop: Hop, user: User, facts: dict[str, str], at
 def record_check(hop: Hop, user: User, step: str, result: str, at: datetime | None = None) -> Check:
     """One step of the level's checklist, in the regulation's order."""
     now = _now(at)
+    _locked(hop.inquiry)
     _require_open(hop.inquiry)
     _require_handler(user, hop.to_unit)
     if not hop.is_open:
@@ -393,11 +450,14 @@ def _answer(hop: Hop, user: User, outcome: str, text: str, now: datetime) -> Non
 def reply(hop: Hop, user: User, outcome: str, text: str, at: datetime | None = None) -> Hop:
     """Answer the level below: found / not found (always, R05), or progress where allowed."""
     now = _now(at)
-    inquiry = hop.inquiry
+    inquiry = _locked(hop.inquiry)
     _require_open(inquiry)
     _require_handler(user, hop.to_unit, SUPERVISE if hop.kind == rules.SUPERVISOR else HANDLE)
-    if not hop.is_open:
-        raise ExpressError(_l("This request is already answered."), "answered")
+    if not hop.is_open:  # someone else answered first (or a second tap): say who
+        raise ExpressError(_l("%(name)s already answered this request at %(time)s: %(outcome)s.",
+                              name=hop.replied_by.display_name if hop.replied_by else "—",
+                              time=_local(hop.replied_at, hop.to_unit),
+                              outcome=rules.outcome_label(hop.outcome)), "answered", "outcome")
     if outcome not in rules.reply_outcomes(hop.stage, hop.kind):
         raise ExpressError(_l("Choose found or not found."), "outcome", "outcome")
     if not text.strip():
@@ -427,6 +487,7 @@ def request_vp_intervention(hop: Hop, user: User, text: str, at: datetime | None
     Only a supervisor or manager of the department (网管总监) may ask (readings).
     """
     now = _now(at)
+    _locked(hop.inquiry)
     _require_open(hop.inquiry)
     if hop.stage != rules.TOP_STAGE or hop.kind != rules.FORWARD or not hop.is_open:
         raise ExpressError(_l("Only the network management department asks the VP to intervene, "
