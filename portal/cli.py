@@ -1,13 +1,13 @@
-"""``flask --app wsgi portal …``: upgrade, create-user, plugins, seed-demo (+ plugin commands)."""
+"""``flask --app wsgi portal …``: upgrade, db-grant, create-user, plugins, seed-demo (+ plugin commands)."""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from portal.extensions import db
 
@@ -20,8 +20,35 @@ def register_cli(app: Flask, registry) -> None:
         """Apply every migration of the core and of all installed plugins (upgrade heads)."""
         from flask_migrate import upgrade
 
+        from portal.audit.purge import sync_retention_floors
+
         upgrade(revision="heads")
+        sync_retention_floors()
+        db.session.commit()
         click.echo("database is up to date")
+        role = current_app.config.get("PORTAL_DB_APP_ROLE")
+        if role:
+            _grant(role)
+
+    @portal.command("db-grant")
+    @click.argument("role")
+    def db_grant_cmd(role):
+        """PostgreSQL, as the owner role: give the application ROLE only the rights it needs."""
+        _grant(role)
+
+    def _grant(role: str) -> None:
+        from portal.audit.triggers import grant_statements
+
+        if db.engine.dialect.name != "postgresql":
+            raise click.ClickException("db-grant is for PostgreSQL (SQLite has no roles)")
+        try:
+            statements = grant_statements(role)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="ROLE") from exc
+        for statement in statements:
+            db.session.execute(text(statement))
+        db.session.commit()
+        click.echo(f"granted the application's rights to role {role}")
 
     @portal.command("create-user")
     @click.option("--username", required=True)

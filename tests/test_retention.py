@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from portal.audit import AuditEntry, SealedRecordError, record, seal
 from portal.audit.chain import CHECKPOINT, DELETED
-from portal.audit.models import AuditCheckpoint, AuditPurgePermit
+from portal.audit.models import AuditCheckpoint, AuditPurgePermit, AuditRetentionFloor
 from portal.audit.purge import PurgeRefused, purge
 from portal.audit.retention import (
     RetentionPolicy,
@@ -80,6 +80,9 @@ def test_core_09_a_record_is_purgeable_exactly_when_it_lies_before_the_cutoff(re
 def probes(app, tree):
     create_probe_table()
     register_policy(RetentionPolicy("probe", SealedProbe, "day", "core.retention_years_duty"))
+    # these tests move the clock (``now=``); the database's floor judges by its own clock
+    db.session.add(AuditRetentionFloor(table_name=SealedProbe.__tablename__, date_column="day", years=0))
+    db.session.commit()
     yield tree
     unregister_policy("probe")
     drop_probe_table()

@@ -7,6 +7,7 @@ rolls back together with the change it describes; the session's flush chains it
 
 from __future__ import annotations
 
+from portal.audit import seals  # noqa: F401 - seal entries for every sealed record
 from portal.audit.models import AuditEntry, record
 from portal.audit.sealed import AppendOnlyError, Sealed, SealedRecordError, seal
 

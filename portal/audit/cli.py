@@ -12,15 +12,23 @@ def register_commands(cli: click.Group) -> None:
     @cli.command("audit-verify")
     @click.option("--batch", default=2000, show_default=True, help="entries read per query")
     def audit_verify_cmd(batch):
-        """Walk the audit hash chain; exit 1 at the first edited, deleted, inserted or reordered entry."""
-        from portal.audit.verify import verify_stored_chain
+        """Check the audit chain, every sealed record and the database's guards; exit 1 on damage.
 
-        result = verify_stored_chain(batch=batch)
-        if result.ok:
-            click.echo(result.describe())
+        Names the first edited, deleted, inserted or reordered entry, every sealed row edited or
+        deleted (table and id), and every missing, disabled or altered trigger or guard function.
+        """
+        from portal.audit.verify import verify_all
+
+        report = verify_all(batch=batch)
+        if report.ok:
+            click.echo(report.chain.describe())
+            click.echo("sealed records and database guards OK")
             return
-        click.echo(result.describe(), err=True)
-        click.echo(f"entries before it verified: {result.count} (up to seq {result.last_seq})", err=True)
+        for line in report.lines():
+            click.echo(line, err=True)
+        if not report.chain.ok:
+            click.echo(f"entries before it verified: {report.chain.count} (up to seq {report.chain.last_seq})",
+                       err=True)
         raise SystemExit(1)
 
     @cli.command("purge")

@@ -87,6 +87,20 @@ class AuditPurgePermit(db.Model):
     table_name: Mapped[str] = mapped_column(String(100), primary_key=True)
 
 
+class AuditRetentionFloor(db.Model):
+    """The fewest years a record type must be kept whatever the settings say, per table.
+
+    Written by the owner role (``portal upgrade``); on PostgreSQL the purge functions
+    refuse any row younger than its floor, so the application role cannot purge early.
+    """
+
+    __tablename__ = "audit_retention_floors"
+
+    table_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    date_column: Mapped[str] = mapped_column(String(100))
+    years: Mapped[int] = mapped_column(Integer)
+
+
 HEAD_ID = 1
 
 
@@ -228,3 +242,4 @@ for _model in (AuditEntry, AuditCheckpoint):
     event.listen(_model, "before_delete", _refuse_delete)
 
 triggers.install(db.metadata)
+triggers.install_functions(db.metadata)

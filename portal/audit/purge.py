@@ -5,9 +5,14 @@
 is still within its retention (``portal.audit.retention``; years from the
 per-unit setting, counted in the unit's zone).
 
-Sealed tables: their triggers refuse DELETE; the purge inserts a permit row
-for the table inside its own transaction and removes it before committing, so
-no other transaction ever sees it.
+Sealed tables: their triggers refuse DELETE.  On SQLite the purge inserts a
+permit row for the table inside its own transaction and removes it before
+committing, so no other transaction ever sees it.  On PostgreSQL it calls the
+SECURITY DEFINER function ``portal_purge_sealed`` (``portal.audit.triggers``),
+which writes the permit as the owner role and refuses rows younger than the
+table's retention floor: the application role itself can write no permit.  The
+purge's audit entry lists the ids it deleted, so ``audit-verify`` tells a
+purged sealed row from one deleted behind the portal's back.
 
 The audit trail itself (type ``audit``): only a prefix of the chain can go.
 The purge writes a checkpoint (the last purged seq and its hash, MAC'ed with
@@ -22,10 +27,18 @@ from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Date, delete, func, insert, select
+from sqlalchemy import Date, delete, func, insert, select, text
 
 from portal.audit.chain import checkpoint_mac
-from portal.audit.models import AuditCheckpoint, AuditEntry, AuditPurgePermit, audit_key, record
+from portal.audit.models import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditPurgePermit,
+    AuditRetentionFloor,
+    audit_key,
+    record,
+)
+from portal.audit.seals import PURGED, id_ranges
 from portal.audit.retention import RetentionPolicy, get_policy, kept_until, policies, purge_cutoff, register_policy
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -36,6 +49,46 @@ AUDIT_POLICY = register_policy(
     RetentionPolicy("audit", AuditEntry, "at", "core.retention_years_audit", unit_column=None,
                     label="audit trail")
 )
+
+
+_BATCH = 5000
+
+
+def sync_retention_floors(replace: bool = True) -> int:
+    """Write each record type's retention floor (the setting's minimum years) for the purge
+    functions; run by the owner role (``portal upgrade``).  ``replace=False`` only adds the
+    floors that are missing.  Returns the number of floors written."""
+    specs = current_app.extensions["portal"].settings
+    table = AuditRetentionFloor.__table__
+    existing = set(db.session.scalars(select(table.c.table_name)))
+    count = 0
+    for policy in policies():
+        spec = specs.get(policy.setting_key)
+        if spec is None:
+            continue
+        years = int(spec.minimum if spec.minimum is not None else spec.default)
+        name = policy.model.__table__.name
+        column = _column(policy, policy.date_column).name
+        if name in existing and not replace:
+            continue
+        db.session.execute(delete(table).where(table.c.table_name == name))
+        db.session.execute(insert(table).values(table_name=name, date_column=column, years=years))
+        count += 1
+    return count
+
+
+def _is_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _sync_floors_if_allowed() -> None:
+    """Single-role installs (tests, a laptop): keep the floors current before a purge.  The
+    application role of a two-role deployment may not write them: the owner's stay."""
+    try:
+        with db.session.begin_nested():
+            sync_retention_floors(replace=False)
+    except Exception:  # noqa: BLE001 - no privilege: the owner's floors apply
+        pass
 
 
 class PurgeRefused(Exception):
@@ -164,20 +217,37 @@ def purge(name: str, before: date, *, dry_run: bool = False, by: str | None = No
     sealed = "portal_sealed_columns" in table.info
     try:
         if sealed:
-            db.session.execute(insert(AuditPurgePermit.__table__).values(table_name=table.name))
-        for where in conditions:
-            db.session.execute(delete(table).where(*where))
-        if sealed:
-            db.session.execute(
-                delete(AuditPurgePermit.__table__).where(AuditPurgePermit.__table__.c.table_name == table.name)
-            )
-        record("retention.purged", policy.name, None,
-               after={"table": table.name, "before": before.isoformat(), "count": count, "by": by})
+            ids = [i for where in conditions
+                   for i in db.session.scalars(select(table.c.id).where(*where)).all()]
+            _delete_sealed(table, ids)
+        else:
+            ids = None
+            for where in conditions:
+                db.session.execute(delete(table).where(*where))
+        after = {"table": table.name, "before": before.isoformat(), "count": count, "by": by}
+        if ids is not None:
+            after["ids"] = id_ranges(ids)
+        record(PURGED, policy.name, None, after=after)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     return PurgeOutcome(policy.name, before, count, False)
+
+
+def _delete_sealed(table, ids: list[int]) -> None:
+    """Delete sealed rows: through ``portal_purge_sealed`` on PostgreSQL, behind a permit on SQLite."""
+    if _is_postgres():
+        _sync_floors_if_allowed()
+        for start in range(0, len(ids), _BATCH):
+            db.session.execute(text("SELECT portal_purge_sealed(:table, :ids)"),
+                               {"table": table.name, "ids": ids[start:start + _BATCH]})
+        return
+    permits = AuditPurgePermit.__table__
+    db.session.execute(insert(permits).values(table_name=table.name))
+    for start in range(0, len(ids), _BATCH):
+        db.session.execute(delete(table).where(table.c.id.in_(ids[start:start + _BATCH])))
+    db.session.execute(delete(permits).where(permits.c.table_name == table.name))
 
 
 def _purge_audit(policy: RetentionPolicy, before: date, group: _Group, dry_run: bool, by: str | None,
@@ -199,11 +269,15 @@ def _purge_audit(policy: RetentionPolicy, before: date, group: _Group, dry_run: 
         return PurgeOutcome(policy.name, before, count if upto > last_cp else 0, dry_run)
     try:
         last_hash = db.session.scalar(select(entries.c.hash).where(entries.c.seq == upto))
-        key = audit_key()
-        db.session.add(AuditCheckpoint(seq=upto, hash=last_hash, purged_at=now, by=by,
-                                       mac=checkpoint_mac(key, upto, last_hash, now, by)))
-        db.session.flush()
-        db.session.execute(delete(entries).where(entries.c.seq <= upto))
+        mac = checkpoint_mac(audit_key(), upto, last_hash, now, by)
+        if _is_postgres():  # as the owner, refusing entries within the floor
+            _sync_floors_if_allowed()
+            db.session.execute(text("SELECT portal_purge_audit(:upto, :hash, :at, :by, :mac)"),
+                               {"upto": upto, "hash": last_hash, "at": now, "by": by, "mac": mac})
+        else:
+            db.session.add(AuditCheckpoint(seq=upto, hash=last_hash, purged_at=now, by=by, mac=mac))
+            db.session.flush()
+            db.session.execute(delete(entries).where(entries.c.seq <= upto))
         record("audit.purged", "audit_chain", upto,
                after={"before": before.isoformat(), "count": count, "checkpoint_seq": upto, "by": by})
         db.session.commit()

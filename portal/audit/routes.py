@@ -109,22 +109,25 @@ def index():
 @bp.route("/verify", methods=["POST"])
 @permission_required("core.audit.verify")
 def verify():
-    from portal.audit.verify import verify_stored_chain
+    from portal.audit.verify import verify_all
 
-    result = verify_stored_chain()
-    problem = result.problem
+    report = verify_all()
+    result, problem = report.chain, report.chain.problem
     record("audit.verified", "audit_chain", None, unit_id=current_unit().id,
-           after={"ok": result.ok, "entries": result.count,
+           after={"ok": report.ok, "entries": result.count,
                   "problem": None if problem is None else {"kind": problem.kind, "seq": problem.seq,
-                                                           "message": problem.message}})
+                                                           "message": problem.message},
+                  "sealed": [p.describe() for p in report.seals[:100]], "guards": report.guards})
     db.session.commit()
     if is_htmx():
-        return render_template("audit/_verify_result.html", result=result)
+        return render_template("audit/_verify_result.html", result=result, report=report)
     if result.ok:
         flash(_("Audit chain verified: %(n)s entries, no damage found.", n=result.count), "success")
     else:
         flash(_("Audit chain damaged at entry %(seq)s (%(kind)s): %(message)s", seq=problem.seq,
                 kind=problem.kind, message=problem.message), "error")
+    for line in report.lines()[1:]:
+        flash(line, "error")
     return redirect_to(url_for("audit.index"))
 
 

@@ -20,6 +20,10 @@ sealed column or of ``sealed_at`` are refused twice over:
   the driver's error is raised as ``SealedRecordError`` (an engine ``handle_error``
   event), so callers catch one exception whatever the path.
 
+A second stage may freeze more columns later: ``__final_marker__`` names a
+column (``final_at``) and ``__final_columns__`` the columns that freeze, with
+the marker, once it is set — a penalty notice's status and money once final.
+
 Other columns (a status, a link to the correcting row) stay updatable.
 Corrections are new rows that reference the original.  Only a retention purge
 (``portal purge``) may delete sealed rows, behind a permit that lives inside its
@@ -51,6 +55,8 @@ class Sealed:
     """Mixin: a nullable ``sealed_at`` instant; ``__sealed_columns__`` freeze once it is set."""
 
     __sealed_columns__: tuple[str, ...] = ()
+    __final_marker__: str | None = None
+    __final_columns__: tuple[str, ...] = ()
 
     sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -73,6 +79,14 @@ def sealed_columns(cls_or_obj) -> tuple[str, ...]:
     return (*tuple(cls_or_obj.__sealed_columns__), "sealed_at")
 
 
+def final_columns(cls_or_obj) -> tuple[str, ...]:
+    """The columns that freeze once the final marker is set (the marker first), or ()."""
+    marker = cls_or_obj.__final_marker__
+    if marker is None:
+        return ()
+    return (marker, *[c for c in cls_or_obj.__final_columns__ if c != marker])
+
+
 # ---- the ORM guard ---------------------------------------------------------------------
 
 
@@ -85,21 +99,25 @@ def _pk_clause(mapper, target):
 
 def _guard_update(mapper, connection, target) -> None:
     state = inspect(target)
-    changed = [name for name in sealed_columns(target) if state.attrs[name].history.has_changes()]
-    if not changed:
-        return
-    table, where = _pk_clause(mapper, target)
-    names = ["sealed_at", *[c for c in changed if c != "sealed_at"]]
-    row = connection.execute(select(*[table.c[n] for n in names]).where(*where)).first()
-    if row is None or row.sealed_at is None:
-        return
-    current = dict(zip(names, row, strict=True))
-    for name in changed:
-        if getattr(target, name) != current[name]:
-            raise SealedRecordError(
-                f"sealed record: {table.name} row {_ident(mapper, target)} is sealed; "
-                f"{name} cannot be changed (record a correction that references it)"
-            )
+    stages = [("sealed_at", sealed_columns(target))]
+    if final_columns(target):
+        stages.append((final_columns(target)[0], final_columns(target)))
+    for marker, columns in stages:
+        changed = [name for name in columns if state.attrs[name].history.has_changes()]
+        if not changed:
+            continue
+        table, where = _pk_clause(mapper, target)
+        names = [marker, *[c for c in changed if c != marker]]
+        row = connection.execute(select(*[table.c[n] for n in names]).where(*where)).first()
+        if row is None or row[0] is None:
+            continue
+        current = dict(zip(names, row, strict=True))
+        for name in changed:
+            if getattr(target, name) != current[name]:
+                raise SealedRecordError(
+                    f"sealed record: {table.name} row {_ident(mapper, target)} is sealed; "
+                    f"{name} cannot be changed (record a correction that references it)"
+                )
 
 
 def _guard_delete(mapper, connection, target) -> None:
@@ -123,6 +141,12 @@ def _remember_sealed_table(mapper, cls) -> None:
     if missing:
         raise TypeError(f"{cls.__name__}.__sealed_columns__ names unknown columns: {', '.join(missing)}")
     mapper.local_table.info["portal_sealed_columns"] = columns
+    final = final_columns(cls)
+    missing = [c for c in final if c not in mapper.local_table.c]
+    if missing:
+        raise TypeError(f"{cls.__name__}.__final_columns__ names unknown columns: {', '.join(missing)}")
+    if final:
+        mapper.local_table.info["portal_final_columns"] = (final[0], final[1:])
 
 
 event.listen(Sealed, "before_update", _guard_update, propagate=True)
@@ -149,11 +173,13 @@ if not event.contains(Engine, "handle_error", _translate_trigger_error):
 # ---- migrations -------------------------------------------------------------------------
 
 
-def create_seal_triggers(op, table_name: str, columns) -> None:
-    """In an Alembic migration: add the triggers that guard a sealed table."""
+def create_seal_triggers(op, table_name: str, columns, final=None) -> None:
+    """In an Alembic migration: add the triggers that guard a sealed table
+    (``final = (marker, columns)`` for a second stage, as ``__final_marker__``)."""
     from portal.audit.triggers import seal_statements
 
-    for statement in seal_statements(op.get_bind().dialect.name, table_name, tuple(columns)):
+    final = None if final is None else (final[0], tuple(final[1]))
+    for statement in seal_statements(op.get_bind().dialect.name, table_name, tuple(columns), final):
         op.execute(statement)
 
 

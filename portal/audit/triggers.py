@@ -119,8 +119,9 @@ DECLARE
   old_row jsonb := to_jsonb(OLD);
   new_row jsonb;
   col text;
+  frozen boolean := (old_row ->> 'sealed_at') IS NOT NULL;
 BEGIN
-  IF (old_row ->> 'sealed_at') IS NULL THEN
+  IF NOT frozen THEN
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
     RETURN NEW;
   END IF;
@@ -132,8 +133,13 @@ BEGIN
       old_row ->> 'id' USING ERRCODE = '23001';
   END IF;
   new_row := to_jsonb(NEW);
-  FOREACH col IN ARRAY array_append(TG_ARGV::text[], 'sealed_at') LOOP
-    IF (new_row -> col) IS DISTINCT FROM (old_row -> col) THEN
+  -- arguments: the sealed columns, then '@marker' and the columns that freeze once marker is set
+  FOREACH col IN ARRAY array_prepend('sealed_at', TG_ARGV::text[]) LOOP
+    IF left(col, 1) = '@' THEN
+      col := substr(col, 2);
+      frozen := (old_row ->> col) IS NOT NULL;
+    END IF;
+    IF frozen AND (new_row -> col) IS DISTINCT FROM (old_row -> col) THEN
       RAISE EXCEPTION 'sealed record: % row % is sealed; % cannot be changed', TG_TABLE_NAME,
         old_row ->> 'id', col USING ERRCODE = '23001';
     END IF;
@@ -142,16 +148,27 @@ BEGIN
 END $$"""
 
 
-def seal_statements(dialect: str, table: str, columns: tuple[str, ...]) -> list[str]:
-    """The triggers that guard sealed table ``table`` (``columns`` freeze with ``sealed_at``)."""
+def _sqlite_changed(columns) -> str:
+    return " OR ".join(f'NEW."{c}" IS NOT OLD."{c}"' for c in columns)
+
+
+def seal_statements(dialect: str, table: str, columns: tuple[str, ...],
+                    final: tuple[str, tuple[str, ...]] | None = None) -> list[str]:
+    """The triggers that guard sealed table ``table``: ``columns`` freeze with ``sealed_at``;
+    ``final = (marker, columns)`` freezes ``marker`` and ``columns`` once ``marker`` is set
+    (a penalty notice's money and status once it is final)."""
     table = _check_name(table)
     guarded = [_check_name(c) for c in columns if c != "sealed_at"]
+    marker, later = (None, []) if final is None else (
+        _check_name(final[0]), [_check_name(c) for c in final[1] if c != final[0]])
     if dialect == "sqlite":
-        changed = " OR ".join(f'NEW."{c}" IS NOT OLD."{c}"' for c in ["sealed_at", *guarded])
+        when = f'(OLD.sealed_at IS NOT NULL AND ({_sqlite_changed(["sealed_at", *guarded])}))'
+        if marker:
+            when += f' OR (OLD."{marker}" IS NOT NULL AND ({_sqlite_changed([marker, *later])}))'
         return [
             f'DROP TRIGGER IF EXISTS "{table}_sealed_update"',
             f'''CREATE TRIGGER "{table}_sealed_update" BEFORE UPDATE ON "{table}"
-FOR EACH ROW WHEN OLD.sealed_at IS NOT NULL AND ({changed})
+FOR EACH ROW WHEN {when}
 BEGIN SELECT RAISE(ABORT, 'sealed record: {table} row is sealed; its sealed columns cannot be changed'); END''',
             f'DROP TRIGGER IF EXISTS "{table}_sealed_delete"',
             f'''CREATE TRIGGER "{table}_sealed_delete" BEFORE DELETE ON "{table}"
@@ -160,7 +177,7 @@ FOR EACH ROW WHEN OLD.sealed_at IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'sealed record: {table} row is sealed and cannot be deleted'); END''',
         ]
     if dialect == "postgresql":
-        args = ", ".join(f"'{c}'" for c in guarded)
+        args = ", ".join(f"'{c}'" for c in [*guarded, *([f"@{marker}", *later] if marker else [])])
         return [
             _PG_SEALED_FUNCTION,
             f'DROP TRIGGER IF EXISTS "{table}_sealed_guard" ON "{table}"',
@@ -192,7 +209,8 @@ def _after_create(metadata: MetaData, connection, tables=(), **kw) -> None:  # n
     for table in tables:
         columns = table.info.get("portal_sealed_columns")
         if columns is not None:
-            for statement in seal_statements(dialect, table.name, columns):
+            final = table.info.get("portal_final_columns")
+            for statement in seal_statements(dialect, table.name, columns, final):
                 connection.execute(text(statement))
 
 
@@ -250,3 +268,109 @@ def _utc(value) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
+
+
+# ---- PostgreSQL: purging as the application role (two-role deployment) -------------------
+#
+# The owner role runs the migrations and owns every table, trigger and function; the
+# application role gets only the DML it needs (``grant_statements``): it cannot write a
+# purge permit or a checkpoint, nor update or delete audit entries.  It purges through these
+# SECURITY DEFINER functions, which run as the owner and refuse any row younger than the
+# retention floor of its table (``audit_retention_floors``: the fewest years any setting
+# allows, written by ``portal upgrade``).
+
+_PG_PURGE_SEALED = """CREATE OR REPLACE FUNCTION portal_purge_sealed(p_table text, p_ids bigint[])
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET TimeZone = 'UTC' AS $$
+DECLARE
+  f record;
+  young bigint;
+  n integer;
+BEGIN
+  SELECT * INTO f FROM audit_retention_floors WHERE table_name = p_table;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sealed record: % has no retention floor; nothing was purged', p_table
+      USING ERRCODE = '23001';
+  END IF;
+  EXECUTE format('SELECT id FROM %I WHERE id = ANY($1) AND NOT (%I::timestamp < $2) LIMIT 1',
+                 p_table, f.date_column)
+    INTO young USING p_ids, (now() AT TIME ZONE 'UTC') - make_interval(years => f.years);
+  IF young IS NOT NULL THEN
+    RAISE EXCEPTION 'sealed record: % row % is within its % years of retention; nothing was purged',
+      p_table, young, f.years USING ERRCODE = '23001';
+  END IF;
+  INSERT INTO audit_purge_permits (table_name) VALUES (p_table);
+  EXECUTE format('DELETE FROM %I WHERE id = ANY($1)', p_table) USING p_ids;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  DELETE FROM audit_purge_permits WHERE table_name = p_table;
+  RETURN n;
+END $$"""
+
+_PG_PURGE_AUDIT = """CREATE OR REPLACE FUNCTION portal_purge_audit(p_upto bigint, p_hash text,
+  p_purged_at timestamptz, p_by text, p_mac text)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET TimeZone = 'UTC' AS $$
+DECLARE
+  y integer;
+  n integer;
+BEGIN
+  SELECT years INTO y FROM audit_retention_floors WHERE table_name = 'audit_entries';
+  IF y IS NULL THEN
+    RAISE EXCEPTION 'append-only: the audit trail has no retention floor; nothing was purged'
+      USING ERRCODE = '23001';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM audit_entries WHERE seq = p_upto AND hash = p_hash) THEN
+    RAISE EXCEPTION 'append-only: no audit entry % with that hash; nothing was purged', p_upto
+      USING ERRCODE = '23001';
+  END IF;
+  IF EXISTS (SELECT 1 FROM audit_entries WHERE seq <= p_upto
+             AND at >= now() - make_interval(years => y)) THEN
+    RAISE EXCEPTION 'append-only: audit entries up to % are within % years of retention; nothing was purged',
+      p_upto, y USING ERRCODE = '23001';
+  END IF;
+  INSERT INTO audit_checkpoints (seq, hash, purged_at, by, mac) VALUES (p_upto, p_hash, p_purged_at, p_by, p_mac);
+  DELETE FROM audit_entries WHERE seq <= p_upto;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$"""
+
+PURGE_FUNCTIONS = ("portal_purge_sealed(text, bigint[])",
+                   "portal_purge_audit(bigint, text, timestamptz, text, text)")
+
+
+def extra_guard_statements(dialect: str) -> list[str]:
+    """The purge functions (PostgreSQL only; SQLite purges with a permit inside its transaction)."""
+    return [_PG_PURGE_SEALED, _PG_PURGE_AUDIT] if dialect == "postgresql" else []
+
+
+def create_purge_functions(op) -> None:
+    """In an Alembic migration: (re)create the SECURITY DEFINER purge functions."""
+    for statement in extra_guard_statements(op.get_bind().dialect.name):
+        op.execute(statement)
+
+
+def grant_statements(role: str, schema: str = "public") -> list[str]:
+    """What the application role may do (PostgreSQL), run by the owner after every upgrade."""
+    role, schema = _check_name(role), _check_name(schema)
+    functions = ", ".join(PURGE_FUNCTIONS)
+    return [
+        f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"',
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
+        f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
+        f'REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA "{schema}" FROM "{role}"',
+        f'REVOKE UPDATE, DELETE ON audit_entries FROM "{role}"',
+        f'REVOKE DELETE ON audit_head FROM "{role}"',
+        f'REVOKE INSERT, UPDATE, DELETE ON audit_checkpoints, audit_purge_permits, '
+        f'audit_retention_floors FROM "{role}"',
+        f"REVOKE ALL ON FUNCTION {functions} FROM PUBLIC",
+        f'GRANT EXECUTE ON FUNCTION {functions} TO "{role}"',
+    ]
+
+
+def _after_create_functions(metadata: MetaData, connection, tables=(), **kw) -> None:  # noqa: ARG001
+    if connection.dialect.name == "postgresql" and "audit_retention_floors" in {t.name for t in tables}:
+        for statement in extra_guard_statements("postgresql"):
+            connection.execute(text(statement))
+
+
+def install_functions(metadata: MetaData) -> None:
+    if not event.contains(metadata, "after_create", _after_create_functions):
+        event.listen(metadata, "after_create", _after_create_functions)

@@ -2,7 +2,8 @@
 
 * ``PenaltyNotice`` — one penalty from draft to final.  Its content (who, which
   rule, amount, evidence, when, who issued it and when) is sealed at
-  publication (CORE-07): from then on only the lifecycle columns change.
+  publication (CORE-07): from then on only the lifecycle columns change, and
+  those freeze too once the notice is final (``final_at`` set).
 * ``PenaltyAppeal`` and ``PenaltyDecision`` — append-only rows, sealed on insert.
 * ``InboxMessage`` — notifications to a person (unread badge in the header).
 
@@ -29,8 +30,11 @@ class PenaltyNotice(Sealed, db.Model):
     __tablename__ = "penalty_notices"
     __sealed_columns__ = (
         "unit_id", "user_id", "rule_id", "amount", "evidence", "occurred_at", "source",
-        "proposed_by_id", "published_by_id", "published_at", "appeal_deadline",
+        "proposed_by_id", "published_by_id", "published_at", "appeal_deadline", "deduction_mode",
     )
+    # once final (or withdrawn), its status and money never change again (CORE-05, CORE-07)
+    __final_marker__ = "final_at"
+    __final_columns__ = ("status", "final_amount", "payroll_month", "payroll_amount")
     __table_args__ = (
         Index("ix_penalty_notices_status_deadline", "status", "appeal_deadline"),
         Index("ix_penalty_notices_user_rule", "user_id", "rule_id"),
