@@ -269,6 +269,23 @@ def test_core_09_purged_sealed_rows_are_not_reported_deleted(app, probes):
         ("testplug_sealed_probe", str(kept), "deleted")}
 
 
+def test_core_07_a_row_sealed_behind_the_portals_back_is_named_until_backfilled(app, probes):
+    """A sealed row with no seal entry: written by raw SQL, or sealed before seal entries existed
+    (the migration that introduced them backfills those with ``seals.backfill``)."""
+    from portal.audit.seals import backfill
+
+    db.session.execute(text("INSERT INTO testplug_sealed_probe (unit_id, day, body, signed_by, status, sealed_at) "
+                            "VALUES (:unit, :day, 'typed in by hand', 'x', 'open', :at)"),
+                       {"unit": probes["north"].id, "day": date(2026, 1, 5), "at": datetime.now(timezone.utc)})
+    db.session.commit()
+    ident = db.session.scalar(select(SealedProbe.id))
+    assert _problems(verify_all(extra_metadata=[ProbeBase.metadata])) == {
+        ("testplug_sealed_probe", str(ident), "unsealed")}
+    with db.engine.begin() as connection:
+        assert backfill(connection, app.config["PORTAL_AUDIT_KEY"], [SealedProbe.__table__]) == 1
+    assert verify_all(extra_metadata=[ProbeBase.metadata]).ok
+
+
 # ---- PostgreSQL: the two-role deployment ---------------------------------------------------
 
 

@@ -229,7 +229,8 @@ def verify_sealed(connection, tables: list[Table], entries: Table, first_seq: in
 
 def backfill(connection, key: str, tables: list[Table], actor_name: str = "migration") -> int:
     """Chain a seal entry for every sealed row that has none (a database sealed before seal
-    entries existed).  For a migration: ``backfill(op.get_bind(), key, tables)``."""
+    entries existed).  For a migration: ``backfill(op.get_bind(), key, tables)``.  Only the
+    columns the table has at that revision are covered (the entry lists them)."""
     from portal.audit.chain import entry_hash
     from portal.audit.models import HEAD_ID, AuditEntry, AuditHead, lock_head
     from portal.db_types import utcnow
@@ -239,16 +240,17 @@ def backfill(connection, key: str, tables: list[Table], actor_name: str = "migra
     written = 0
     for table in tables:
         have = {str(r.object_id) for r in _entries(connection, entries, ACTION, table.name)}
+        present = {c["name"] for c in inspect(connection).get_columns(table.name)}
         marker = table.info.get("portal_final_columns", (None,))[0]
         pk = _pk(table)
         for (ident,) in connection.execute(select(pk).where(table.c.sealed_at.is_not(None)).order_by(pk)):
             if str(ident) in have:
                 continue
-            final = marker is not None and read_values(connection, table, ident, [marker])[marker] is not None
+            final = marker in present and read_values(connection, table, ident, [marker])[marker] is not None
             stage = FINAL if final else SEALED
-            columns = stage_columns(table, stage)
+            columns = [c for c in stage_columns(table, stage) if c in present]
             values = read_values(connection, table, ident, columns)
-            unit_id = read_values(connection, table, ident, ["unit_id"])["unit_id"] if "unit_id" in table.c else None
+            unit_id = read_values(connection, table, ident, ["unit_id"])["unit_id"] if "unit_id" in present else None
             seq += 1
             fields = {"seq": seq, "at": utcnow(), "actor_id": None, "actor_name": actor_name,
                       "unit_id": unit_id, "object_type": table.name, "object_id": str(ident),
