@@ -5,10 +5,11 @@ from portal.auth.models import LoginAttempt, Membership, User, UserSession
 from portal.penalties.models import InboxMessage, PenaltyAppeal, PenaltyDecision, PenaltyNotice
 from portal.settings.models import SettingValue
 from portal.sla.models import CalendarDay, Deadline
+from portal.submissions import FormSubmission
 from portal.units.models import Unit, UnitPlugin
 
 __all__ = [
     "AuditCheckpoint", "AuditEntry", "AuditHead", "AuditPurgePermit",
     "LoginAttempt", "Membership", "SettingValue", "CalendarDay", "Deadline", "Unit", "UnitPlugin", "User",
-    "UserSession", "InboxMessage", "PenaltyAppeal", "PenaltyDecision", "PenaltyNotice",
+    "UserSession", "FormSubmission", "InboxMessage", "PenaltyAppeal", "PenaltyDecision", "PenaltyNotice",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from itertools import count
 
 import pytest
@@ -20,6 +21,7 @@ from plugins.express.models import CLOSED, CustomerUpdate, Hop, Inquiry
 from plugins.express.tests.conftest import T0, minutes
 from portal.audit import AuditEntry
 from portal.extensions import db
+from portal.submissions import FIELD
 from portal.testing import concurrently, make_user, race_rounds
 
 _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -125,14 +127,23 @@ def test_exp_r09_result_twice_at_once_closes_once_without_500(app, net):
                 assert "This inquiry is closed." in text_of(response)
 
 
-def test_exp_r01_intake_twice_at_once_opens_one_inquiry(app, net):
+@pytest.mark.parametrize("same_form", [True, False])
+def test_exp_r01_intake_twice_at_once_opens_one_inquiry(app, net, same_form):
+    """The same rendered form (one submission key): both taps land on the one inquiry.  Two
+    forms typed alike (no key): the second is asked whether it is another call."""
     tabs = [Tab(app, "amy"), Tab(app, "amy")]
     for _ in race_rounds():
         data = {"waybill": f"6008{next(_waybills):08d}", "inquirer_name": "Mr Li",
                 "inquirer_phone": "13812345678", "partner_id": "0"}
+        if same_form:
+            data[FIELD] = uuid.uuid4().hex
         results = concurrently(app, *(t.post("/express/new", data) for t in tabs))
         no_server_error(results)
         assert rows(Inquiry, Inquiry.waybill == data["waybill"]) == 1
+        if same_form:
+            assert statuses(results) == [302, 302] and results[0].location == results[1].location
+        else:
+            assert sorted(statuses(results)) == [302, 400]
 
 
 def test_exp_r01_a_second_intake_of_the_waybill_within_the_window_asks_first(net, client):
