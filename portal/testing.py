@@ -190,6 +190,19 @@ def tree(app):
 RACE_SECONDS = float(os.environ.get("PORTAL_TEST_RACE_SECONDS", "2"))
 
 
+class Tab:
+    """A tablet for a race: its own logged-in test client and CSRF token; ``post`` gives the
+    request to hand to ``concurrently``."""
+
+    def __init__(self, app: Flask, username: str, password: str = PASSWORD):
+        self.client = app.test_client()
+        assert self.client.login(username, password).status_code == 302, f"{username} cannot log in"
+        self.token = self.client.csrf()
+
+    def post(self, path: str, data: dict | None = None, **kwargs) -> Callable[[], object]:
+        return lambda: self.client.post(path, data={**(data or {}), "csrf_token": self.token}, **kwargs)
+
+
 def concurrently(app: Flask, *actions: Callable[[], object], timeout: float = 30) -> list:
     """Run each action in a thread of its own, released together by a barrier, each in its own
     app context (its own database session).  Returns what each returned, or the exception it

@@ -3,7 +3,6 @@ submission key answers with the first one's redirect and creates nothing."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
@@ -12,10 +11,7 @@ from sqlalchemy import func, select
 from portal.auth.models import User
 from portal.extensions import db
 from portal.submissions import FIELD, HEADER, FormSubmission
-from portal.testing import concurrently, make_user, race_rounds
-
-_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
+from portal.testing import Tab, concurrently, make_user, race_rounds
 
 @pytest.fixture
 def admin(tree):
@@ -87,18 +83,11 @@ def test_a_key_that_is_not_a_key_is_ignored(tree, admin, client):
 
 
 def test_one_rendered_form_posted_twice_at_once_creates_one_row(tree, admin, app):
-    tabs = []
-    for _ in range(2):
-        tab = app.test_client()
-        assert tab.login("root").status_code == 302
-        tabs.append((tab, _CSRF.search(tab.get("/account/password").get_data(as_text=True)).group(1)))
+    tabs = [Tab(app, "root"), Tab(app, "root")]
     for n in race_rounds():
         data = new_user_form(tree, f"twin{n}", uuid.uuid4().hex)
 
-        def post(tab, token):
-            return lambda: tab.post("/admin/users/new", data={**data, "csrf_token": token})
-
-        results = concurrently(app, *(post(tab, token) for tab, token in tabs))
+        results = concurrently(app, *(tab.post("/admin/users/new", data) for tab in tabs))
         assert [getattr(r, "status_code", r) for r in results] == [302, 302]
         assert results[0].location == results[1].location
         assert users_named(f"twin{n}") == 1

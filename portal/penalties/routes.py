@@ -134,9 +134,13 @@ def _detail(notice: PenaltyNotice, status: int = 200, **forms):
         "offence_number": service.offence_number(notice),
         **_context(),
     }
+    context["refusals"] = _unplaced(forms, {
+        "publish_form": context["may_issue"], "discard_form": context["may_issue"],
+        "decision_form": context["may_decide"],
+        "appeal_form": context["is_person"] and notice.status == R.PUBLISHED})
     partial = forms.get("partial")
-    if partial and is_htmx():
-        return render_page("penalties/detail.html", partial, status=status, **context)
+    if partial and is_htmx():  # only the section comes back: its refusals go with it
+        return render_page("penalties/detail.html", partial, status=status, section_only=True, **context)
     return render_page("penalties/detail.html", "penalties/detail.html", status=status, **context)
 
 
@@ -152,6 +156,13 @@ def countdown(notice_id: int):
     notice = _notice_or_404(notice_id)
     return render_page("penalties/detail.html", "penalties/_countdown.html", notice=notice,
                        remaining=_remaining(notice, utcnow()), **_context())
+
+
+def _unplaced(forms: dict, shown: dict[str, bool]) -> list[str]:
+    """The messages of a posted form the page no longer shows — someone else published,
+    decided or appealed first — so that they are shown above the notice, not lost."""
+    return [str(message) for name, visible in shown.items() if not visible and name in forms
+            for messages in forms[name].errors.values() for message in messages]
 
 
 def _apply_error(form, error: R.PenaltyRuleError) -> None:

@@ -8,6 +8,12 @@ and ``record_event`` joins the caller's transaction).
 
 Refusals raise ``PenaltyRuleError`` (``.message`` for the person, ``.field`` for
 the form).
+
+Every step on a notice (publish, discard, appeal, decide) first takes the notice
+(``portal.transitions.lock``): two auditors publishing at once, or a double tap on
+"appeal", run one after the other and the second meets the same status check a late
+second tap meets ("Only a draft can be published.").  One appeal and one decision per
+notice are also unique constraints.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from portal.audit import record
 from portal.audit.sealed import seal
@@ -34,6 +41,7 @@ from portal.penalties.models import InboxMessage, PenaltyAppeal, PenaltyDecision
 from portal.plugin_api import DomainEvent, PenaltyDraft, PenaltyRule
 from portal.penalties.settings import amount_setting_keys
 from portal.settings import models as settings
+from portal.transitions import lock, take_write_lock
 from portal.units.models import Unit
 
 ISSUE = "core.penalties.issue"
@@ -164,7 +172,14 @@ def create_manual(*, unit: Unit, person: User, rule_id: str, evidence: str, occu
     return notice
 
 
+def _locked(notice: PenaltyNotice) -> PenaltyNotice:
+    """Take ``notice`` for the rest of the transaction, refreshed with its appeal and decision."""
+    lock(PenaltyNotice, notice.id, selectinload(PenaltyNotice.appeal), selectinload(PenaltyNotice.decision))
+    return notice
+
+
 def discard(notice: PenaltyNotice, actor: User, reason: str, now: datetime | None = None) -> None:
+    _locked(notice)
     before = _snapshot(notice)
     R.discard(notice, actor_id=actor.id, may_issue=can(actor, ISSUE, notice.unit), reason=reason,
               now=now or utcnow())
@@ -178,6 +193,7 @@ def publish(notice: PenaltyNotice, actor: User, amount: Any = None,
             now: datetime | None = None) -> None:
     """Publish a draft: amount checked, deadline set, content sealed, the person told."""
     now = now or utcnow()
+    _locked(notice)
     unit = notice.unit
     before = _snapshot(notice)
     R.publish(notice, actor_id=actor.id, may_issue=can(actor, ISSUE, unit),
@@ -203,6 +219,7 @@ def _missing_rule(notice: PenaltyNotice):
 def appeal(notice: PenaltyNotice, actor: User, text: str, now: datetime | None = None) -> PenaltyAppeal:
     """The penalised person appeals within the window (CORE-04)."""
     now = now or utcnow()
+    _locked(notice)
     before = _snapshot(notice)
     facts = R.appeal(notice, actor_id=actor.id, text=text, now=now, zone=settings.unit_zone(notice.unit))
     row = PenaltyAppeal(notice_id=notice.id, user_id=facts.user_id, text=facts.text,
@@ -222,6 +239,7 @@ def decide(notice: PenaltyNotice, actor: User, outcome: str, reason: str, amount
            now: datetime | None = None) -> PenaltyDecision:
     """Decide an appeal (upheld / reduced / withdrawn) by a third person, with a reason."""
     now = now or utcnow()
+    _locked(notice)
     before = _snapshot(notice)
     facts = R.decide(notice, actor_id=actor.id, may_decide=can(actor, DECIDE, notice.unit),
                      outcome=outcome, amount=amount, reason=reason, now=now,
@@ -263,6 +281,8 @@ def finalise_due(now: datetime | None = None, limit: int | None = None) -> int:
         query = query.limit(limit)
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=PenaltyNotice)
+    else:
+        take_write_lock()  # SQLite: a concurrent appeal or sweep waits, then this reads its result
     count = 0
     for notice in db.session.scalars(query).all():
         before = _snapshot(notice)

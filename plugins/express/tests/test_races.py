@@ -22,24 +22,9 @@ from plugins.express.tests.conftest import T0, minutes
 from portal.audit import AuditEntry
 from portal.extensions import db
 from portal.submissions import FIELD
-from portal.testing import concurrently, make_user, race_rounds
+from portal.testing import Tab, concurrently, make_user, race_rounds
 
-_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _waybills = count(1)
-
-
-class Tab:
-    """A tablet: a logged-in test client and its CSRF token."""
-
-    def __init__(self, app, username: str):
-        self.client = app.test_client()
-        assert self.client.login(username).status_code == 302
-        self.token = _CSRF.search(self.client.get("/account/password").get_data(as_text=True)).group(1)
-
-    def post(self, path: str, data: dict):
-        def send():
-            return self.client.post(path, data={**data, "csrf_token": self.token})
-        return send
 
 
 def text_of(response) -> str:
