@@ -5,6 +5,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -81,8 +82,17 @@ def change(unit: Unit, key: str, raw: str, effective_from: date, approver, note:
     """Record an approved new value; the caller commits.  ``raw`` must already be valid."""
     from portal.audit import record
 
+    from portal.transitions import StaleState, lock
+
     spec = current_app.extensions["portal"].settings[key]
     typed = spec.parse(raw)
+    lock(Unit, unit.id)  # two approvals for one unit run one after the other
+    latest = db.session.scalars(
+        select(SettingValue).where(SettingValue.unit_id == unit.id, SettingValue.key == key,
+                                   SettingValue.effective_from == effective_from)
+        .order_by(SettingValue.id.desc()).limit(1)).first()
+    if latest is not None and latest.value == spec.dump(typed):  # a double tap, a second approver
+        raise StaleState(_l("This value is already approved from %(date)s.", date=effective_from.isoformat()))
     before = in_force(unit, key)
     row = SettingValue(
         unit_id=unit.id, key=key, value=spec.dump(typed), effective_from=effective_from,
