@@ -28,22 +28,48 @@ def _list(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+# Removed settings and what replaced them: one still set stops the start instead of being ignored.
+RENAMED = {
+    "PORTAL_LOGIN_LOCKOUT_MINUTES": (
+        "accounts are no longer locked after failed logins; the delays grow instead "
+        "(PORTAL_LOGIN_DELAY_SECONDS, PORTAL_LOGIN_MAX_DELAY_MINUTES, "
+        "PORTAL_LOGIN_ACCOUNT_MAX_DELAY_MINUTES)."),
+    "PORTAL_LOGIN_WINDOW_MINUTES": "failures are remembered for PORTAL_LOGIN_WINDOW_HOURS (default 24).",
+}
+
+
 def from_environment(env: dict[str, str] | None = None) -> dict:
     """The settings as Flask config keys, read from ``env`` (default ``os.environ``)."""
     env = os.environ if env is None else env
+    for gone, instead in RENAMED.items():
+        if env.get(gone):
+            raise ConfigError(f"{gone} is no longer read: {instead} "
+                              "See the README's configuration reference.")
     return {
         "PORTAL_ENV": env.get("PORTAL_ENV", "development"),
         "SQLALCHEMY_DATABASE_URI": env.get("PORTAL_DATABASE_URL") or None,
         "SECRET_KEY": env.get("PORTAL_SECRET_KEY") or None,
         "PORTAL_AUDIT_KEY": env.get("PORTAL_AUDIT_KEY") or None,
+        # PostgreSQL two-role deployment: `portal upgrade` (run as the owner) grants this role
+        # the application's rights (portal.audit.triggers.grant_statements)
+        "PORTAL_DB_APP_ROLE": env.get("PORTAL_DB_APP_ROLE") or None,
         "PORTAL_TIMEZONE": env.get("PORTAL_TIMEZONE", "Asia/Shanghai"),
         "PORTAL_PLUGINS": _list(env.get("PORTAL_PLUGINS")),
         "PORTAL_DEFAULT_LOCALE": env.get("PORTAL_DEFAULT_LOCALE", "zh_Hans"),
         "PORTAL_IDLE_TIMEOUT": timedelta(minutes=int(env.get("PORTAL_IDLE_TIMEOUT_MINUTES", "30"))),
         "PORTAL_ABSOLUTE_TIMEOUT": timedelta(hours=int(env.get("PORTAL_ABSOLUTE_TIMEOUT_HOURS", "12"))),
+        # login throttling (portal/auth/throttle.py): growing delays, never an account lock
         "PORTAL_LOGIN_MAX_FAILURES": int(env.get("PORTAL_LOGIN_MAX_FAILURES", "10")),
-        "PORTAL_LOGIN_WINDOW": timedelta(minutes=int(env.get("PORTAL_LOGIN_WINDOW_MINUTES", "15"))),
-        "PORTAL_LOGIN_LOCKOUT": timedelta(minutes=int(env.get("PORTAL_LOGIN_LOCKOUT_MINUTES", "15"))),
+        "PORTAL_LOGIN_ADDRESS_MAX_FAILURES": int(
+            env.get("PORTAL_LOGIN_ADDRESS_MAX_FAILURES", "30")),
+        "PORTAL_LOGIN_DELAY": timedelta(seconds=int(env.get("PORTAL_LOGIN_DELAY_SECONDS", "60"))),
+        "PORTAL_LOGIN_MAX_DELAY": timedelta(
+            minutes=int(env.get("PORTAL_LOGIN_MAX_DELAY_MINUTES", "60"))),
+        "PORTAL_LOGIN_ACCOUNT_MAX_DELAY": timedelta(
+            minutes=int(env.get("PORTAL_LOGIN_ACCOUNT_MAX_DELAY_MINUTES", "5"))),
+        "PORTAL_LOGIN_WINDOW": timedelta(hours=int(env.get("PORTAL_LOGIN_WINDOW_HOURS", "24"))),
+        "PORTAL_LOGIN_KNOWN_ADDRESS": timedelta(
+            days=int(env.get("PORTAL_LOGIN_KNOWN_ADDRESS_DAYS", "90"))),
         "SESSION_COOKIE_SECURE": _bool(env.get("PORTAL_SECURE_COOKIES")),
         "PORTAL_DEMO_PASSWORD": env.get("PORTAL_DEMO_PASSWORD") or None,
         "PORTAL_SMTP_HOST": env.get("PORTAL_SMTP_HOST") or None,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.audit import AuditEntry
-from portal.auth.models import Membership, User, UserSession
+from portal.auth.models import LoginAttempt, Membership, User, UserSession
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.testing import PASSWORD, make_user
@@ -350,9 +350,13 @@ def test_core_01_admin_cannot_disable_own_account(admin, rita):
     assert audits("user.updated") == []
 
 
-def test_core_01_reset_password_validates_then_ends_sessions_and_lifts_the_lock(app, admin, tree):
-    nina = make_user("nina", (tree["north"], "staff"),
-                     locked_until=utcnow() + timedelta(minutes=10))
+def test_core_01_reset_password_validates_then_ends_sessions_and_clears_failures(app, admin, tree):
+    nina = make_user("nina", (tree["north"], "staff"))
+    for minutes in range(10):  # ten failures from the tablet's address: nina waits there
+        db.session.add(LoginAttempt(username="nina", success=False, remote_addr="127.0.0.1",
+                                    at=utcnow() - timedelta(seconds=minutes)))
+    db.session.commit()
+    assert app.test_client().login("nina").status_code == 429
     old_hash = nina.password_hash
     response = admin.post_form(f"/admin/users/{nina.id}/password",
                                {"password": NEW_PASSWORD, "confirm": "something-else-1"})
@@ -366,9 +370,10 @@ def test_core_01_reset_password_validates_then_ends_sessions_and_lifts_the_lock(
                                {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert response.status_code == 302
     nina = fresh(User, nina.id)
-    assert nina.password_hash != old_hash and nina.locked_until is None
+    assert nina.password_hash != old_hash
     [entry] = audits("user.password_reset")
     assert entry.object_id == str(nina.id) and NEW_PASSWORD not in str(entry.after)
+    assert entry.after == {"failed_logins_cleared": 10}
     other = app.test_client()
     assert other.login("nina", PASSWORD).status_code == 401
     assert other.login("nina", NEW_PASSWORD).status_code == 302

@@ -36,9 +36,12 @@ def test_every_ui_string_is_translated_to_chinese():
 def test_compiled_catalog_matches_the_po_file():
     from babel.messages.mofile import read_mo
 
+    def key(value):  # a plural message's id and strings come as a list or a tuple
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
     with PO.open("rb") as handle:
-        po = {m.id: m.string for m in read_po(handle) if m.id and m.string and not m.fuzzy}
+        po = {key(m.id): key(m.string) for m in read_po(handle) if m.id and m.string and not m.fuzzy}
     with MO.open("rb") as handle:
-        mo = {m.id: m.string for m in read_mo(handle) if m.id}
+        mo = {key(m.id): key(m.string) for m in read_mo(handle) if m.id}
     stale = sorted(str(k) for k in po if mo.get(k) != po[k])
     assert not stale, f"the .mo is stale; run `make translations`: {stale[:10]}"

@@ -16,7 +16,7 @@ from portal.admin.forms import (
     UserEditForm,
 )
 from portal.audit import record
-from portal.auth import sessions
+from portal.auth import sessions, throttle
 from portal.auth.access import (
     can,
     current_unit,
@@ -27,7 +27,8 @@ from portal.auth.access import (
 from portal.auth.models import Membership, User
 from portal.auth.passwords import hash_password
 from portal.extensions import db
-from portal.htmx import redirect_to, render_page
+from portal.db_types import utcnow
+from portal.htmx import is_htmx, redirect_to, render_page
 from portal.plugin_api import SettingError
 from portal.settings import models as settings
 from portal.templating import tree_order
@@ -179,9 +180,9 @@ def user_password(user_id: int):
     if not form.validate_on_submit():
         return _user_page(user, reset=form, status=400)
     user.password_hash = hash_password(form.password.data)
-    user.locked_until = None
     sessions.end_all(user, "password_reset")
-    record("user.password_reset", "user", user.id)
+    record("user.password_reset", "user", user.id,
+           after={"failed_logins_cleared": throttle.clear_account(user.username)})
     db.session.commit()
     flash(_("Password reset; the user's sessions have ended."), "success")
     return redirect_to(url_for("admin.user_detail", user_id=user.id))
@@ -227,6 +228,89 @@ def user_revoke(user_id: int, membership_id: int):
     if not any(m.unit_id in scope_ids() for m in user.memberships):
         return redirect_to(url_for("admin.users"))
     return redirect_to(url_for("admin.user_detail", user_id=user.id))
+
+
+# ---- failed logins -----------------------------------------------------------------------
+#
+# An admin sees the accounts of the units they administer (a user with a role in their subtree)
+# and may clear one whose every role lies there, as for a password reset.  Addresses concern
+# every account, and names that belong to no account, so they are shown to, and cleared by,
+# admins working at the top unit only.
+
+
+def _at_top_unit() -> bool:
+    return current_unit().parent_id is None
+
+
+def _scoped_users() -> list[User]:
+    return db.session.scalars(
+        select(User).where(
+            User.id.in_(select(Membership.user_id).where(Membership.unit_id.in_(scope_ids()))))
+    ).all()
+
+
+def _logins_page(done: str | None = None):
+    top = _at_top_unit()
+    address_rows, address_total = throttle.addresses() if top else ([], 0)
+    return render_page(
+        "admin/logins.html", "admin/_logins.html",
+        accounts=throttle.accounts(_scoped_users()), addresses=address_rows,
+        address_total=address_total, at_top=top, now=utcnow(), done=done,
+        full_control=_fully_in_scope,
+        window_hours=int(current_app.config["PORTAL_LOGIN_WINDOW"].total_seconds() // 3600),
+    )
+
+
+def _logins_cleared(message: str):
+    if is_htmx():
+        return _logins_page(done=message)
+    flash(message, "success")
+    return redirect_to(url_for("admin.logins"))
+
+
+@bp.route("/logins")
+@permission_required("core.users.manage")
+def logins():
+    return _logins_page()
+
+
+@bp.route("/logins/users/<int:user_id>/clear", methods=["POST"])
+@permission_required("core.users.manage")
+def logins_clear_account(user_id: int):
+    user = _user_in_scope_or_404(user_id)
+    if not _fully_in_scope(user):
+        abort(403)
+    state = next(iter(throttle.accounts([user])), None)
+    cleared = throttle.clear_account(user.username)
+    record("auth.throttle_cleared", "user", user.id,
+           before=_throttle_dict(state), after={"username": user.username, "cleared": cleared})
+    db.session.commit()
+    return _logins_cleared(_("Failed logins of %(name)s cleared; the delays are lifted.",
+                             name=user.username))
+
+
+@bp.route("/logins/addresses/clear", methods=["POST"])
+@permission_required("core.users.manage")
+def logins_clear_address():
+    if not _at_top_unit():
+        abort(403)
+    address = request.form.get("address", "")  # (request.form holds no file parts)
+    if len(address) > 64:
+        abort(400)
+    address = address or None  # empty: attempts that came without an address
+    state = throttle.address_state(address)
+    cleared = throttle.clear_address(address)
+    record("auth.throttle_cleared", "address", address,
+           before=_throttle_dict(state), after={"remote_addr": address, "cleared": cleared})
+    db.session.commit()
+    return _logins_cleared(_("Failed logins from %(address)s cleared; the delays are lifted.",
+                             address=address or "?"))
+
+
+def _throttle_dict(state) -> dict:
+    if state is None:
+        return {"failures": 0}
+    return {"failures": state.failures, "last_at": state.last_at, "until": state.until}
 
 
 # ---- units -------------------------------------------------------------------------------
@@ -368,8 +452,6 @@ def settings_index():
 
 
 def _now():
-    from portal.db_types import utcnow
-
     return utcnow()
 
 

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_types import UTCDateTime, utcnow
@@ -23,7 +23,6 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(16))
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(
@@ -82,12 +81,22 @@ class UserSession(db.Model):
 
 
 class LoginAttempt(db.Model):
-    """Kept in the database so throttling holds across gunicorn workers and hosts."""
+    """One login attempt that checked a password (refused, throttled attempts are not kept).
+
+    Kept in the database so throttling holds across gunicorn workers and hosts
+    (``portal.auth.throttle``).  A failure stops counting once ``cleared_at`` is set: by a
+    later successful login of the same name from the same address, or by an admin.
+    """
 
     __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_remote_addr_at", "remote_addr", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), index=True)
+    username: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     success: Mapped[bool] = mapped_column(Boolean)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime
+from flask_babel import format_datetime, ngettext, refresh
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
@@ -56,24 +57,23 @@ def login():
     if form.validate_on_submit():
         username = form.username.data.strip().lower()
         user = db.session.scalar(select(User).where(func.lower(User.username) == username))
-        until = throttle.locked_until(user, username)
+        # the same replies for every name, known or not: the throttle looks only at the name
+        # as typed and the address (portal/auth/throttle.py)
+        until = throttle.refused_until(username)
         if until is not None:
-            form.username.errors.append(
-                _("Too many failed attempts. This account is locked until %(time)s.",
-                  time=format_datetime(until, "short"))
-            )
+            throttle.note_refusal(username, until)
+            form.password.errors.append(_throttled(until))
             return render_template("auth/login.html", form=form), 429
         if user is None:
             burn_time(form.password.data)
         if user is None or not user.active or not verify_password(user, form.password.data):
             until = throttle.note_failure(username, user)
             if until is not None:
-                message = _("Too many failed attempts. This account is locked until %(time)s.",
-                            time=format_datetime(until, "short"))
-            else:
-                message = _("Wrong username or password, or the account is disabled.")
-            form.password.errors.append(message)
-            return render_template("auth/login.html", form=form), 401 if until is None else 429
+                form.password.errors.append(_throttled(until))
+                return render_template("auth/login.html", form=form), 429
+            form.password.errors.append(_("Wrong username or password, or the account is disabled."))
+            return render_template("auth/login.html", form=form), 401
+        notice = throttle.notice_since_last_login(user)
         session.clear()  # a new session identifier at every login
         sessions.start(user)
         throttle.note_success(username)
@@ -82,8 +82,32 @@ def login():
         login_user(user)
         if user.locale:
             session["locale"] = user.locale
+        if notice is not None:
+            flash(_failures_notice(notice), "warning")
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), 400 if form.errors else 200
+
+
+def _throttled(until) -> str:
+    """The throttle message, the time rounded up to the minute it shows (never too early)."""
+    shown = until.replace(second=0, microsecond=0)
+    if shown < until:
+        shown += timedelta(minutes=1)
+    return _("Too many failed attempts; try again at %(time)s.", time=format_datetime(shown, "short"))
+
+
+def _failures_notice(notice: throttle.LoginNotice) -> str:
+    """What failed since the last login, in the language and time zone of the page the person
+    is about to see: their own language, their unit's zone."""
+    refresh()  # the locale and zone were picked before the login; pick them again for the user
+    return ngettext(
+        "%(num)d failed login attempt since your last login, from address %(address)s at %(time)s.",
+        "%(num)d failed login attempts since your last login; the last from address %(address)s "
+        "at %(time)s.",
+        notice.failures,
+        address=notice.last_addr or "?",
+        time=format_datetime(notice.last_at, "short"),
+    )
 
 
 @bp.route("/logout", methods=["POST"])

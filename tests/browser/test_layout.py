@@ -36,6 +36,7 @@ PAGES = {
     "user-detail": "/admin/users/{express_staff}",
     "settings": "/admin/settings",
     "units": "/admin/units",
+    "logins": "/admin/logins",
 }
 
 # Problems on the page as a list of strings (empty = fine).
@@ -84,10 +85,31 @@ def express_staff_id(live_server) -> int:
     return user_id
 
 
+@pytest.fixture(scope="module")
+def failed_logins(live_server) -> None:
+    """Failures to list at /admin/logins: a few for a demo user (below any delay, so the other
+    browser tests log in as usual) and a delayed address that tried names of no account."""
+    from datetime import timedelta
+
+    from portal.auth.models import LoginAttempt
+    from portal.db_types import utcnow
+    from portal.extensions import db
+
+    now = utcnow()
+    rows = [("express.staff", "203.0.113.9")] * 3 + [("express.staff", "2001:db8::7")]
+    rows += [(f"ghost{n}", "198.51.100.7") for n in range(35)]
+    with live_server.db():
+        db.session.add_all(LoginAttempt(username=name, remote_addr=address, success=False,
+                                        at=now - timedelta(seconds=len(rows) - n))
+                           for n, (name, address) in enumerate(rows))
+        db.session.commit()
+        db.session.remove()
+
+
 @pytest.mark.parametrize("name", PAGES)
 @pytest.mark.parametrize("size", VIEWPORTS)
 def test_layout_fits_with_large_targets_and_labelled_fields(open_as, context_factory, name, size,
-                                                            express_staff_id):
+                                                            express_staff_id, failed_logins):
     viewport = VIEWPORTS[size]
     if PAGES[name] is None:
         page = context_factory(viewport).new_page()
@@ -101,6 +123,9 @@ def test_layout_fits_with_large_targets_and_labelled_fields(open_as, context_fac
         assert page.locator(".panel-body .tree li").count() >= 7
     if name == "users":
         assert page.locator("#user-rows tbody tr").count() >= 9
+    if name == "logins":
+        assert page.locator("#login-failures .badge-warn").count() >= 1
+        assert page.locator("#login-failures tbody tr").count() >= 2
     if viewport is TABLET:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"layout-{name}-{size}.png"), full_page=True)
