@@ -8,6 +8,7 @@ from flask import Flask, flash, make_response, render_template
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
@@ -72,9 +73,11 @@ def register_error_handlers(app: Flask) -> None:
         return _conflict(str(exc.message))
 
     @app.errorhandler(IntegrityError)
-    def conflict(exc: IntegrityError):
-        """A constraint refused a second row that a concurrent step stored first: 409, not 500."""
-        log.warning("constraint refused a write: %s", exc.orig)
+    @app.errorhandler(StaleDataError)
+    def conflict(exc: IntegrityError | StaleDataError):
+        """A constraint refused a second row that a concurrent step stored first, or the row a
+        step changes or deletes was deleted meanwhile: 409, not 500."""
+        log.warning("a concurrent change refused a write: %s", getattr(exc, "orig", exc))
         db.session.rollback()
         return _conflict(str(DEFAULT_MESSAGE))
 

@@ -42,7 +42,7 @@ from portal.extensions import db
 from portal.penalties import rules as R
 from portal.penalties import service as penalties
 from portal.penalties.models import PenaltyNotice
-from portal.plugin_api import DomainEvent, PenaltyDraft
+from portal.plugin_api import DomainEvent, PenaltyDraft, lock
 from portal.settings import models as settings
 from portal.sla import service as sla
 from portal.sla.models import BREACHED
@@ -295,6 +295,7 @@ def verify(complaint: Complaint, actor: User, outcome: str, finding: str, *, con
            now: datetime | None = None) -> list[PenaltyNotice]:
     """Verify (一经查证) or reject an open complaint; a verified one drafts its rule's penalty."""
     now = now or utcnow()
+    lock(Complaint, complaint.id)  # a second inspector at the same moment waits, then finds it verified
     if not can(actor, VERIFY, complaint.unit):
         _refuse(_l("Only the inspection department may verify complaints."), status=403)
     if actor.id == complaint.recorded_by_id:
@@ -348,6 +349,7 @@ def may_decide(user: User, complaint: Complaint) -> bool:
 
 def record_decision(complaint: Complaint, actor: User, decision: str, now: datetime | None = None) -> None:
     """EXP-R15: 监查部 reports the verified inaction; the leader's decision is recorded."""
+    lock(Complaint, complaint.id)
     if not can(actor, VERIFY, complaint.unit):
         _refuse(_l("Only the inspection department records the leader's decision."), status=403)
     if actor.id == complaint.person_id:
@@ -472,6 +474,7 @@ def respond(response: QualityResponse, actor: User, *, educated: bool, apologise
             measures: str, now: datetime | None = None) -> QualityResponse:
     """The station manager reports to 质控部: staff educated, apology, handling, measures (S0:102)."""
     now = now or utcnow()
+    lock(QualityResponse, response.id, selectinload(QualityResponse.deadline))  # one response, once
     if response.responded_at is not None:
         _refuse(_l("The response to this notice has already been recorded."))
     if not may_respond(actor, response):

@@ -29,7 +29,7 @@ from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.db_types import utcnow
 from portal.htmx import is_htmx, redirect_to, render_page
-from portal.plugin_api import SettingError
+from portal.plugin_api import SettingError, lock
 from portal.settings import models as settings
 from portal.templating import tree_order
 from portal.units.models import Unit, UnitPlugin, plugin_enabled, set_plugin, would_create_cycle
@@ -214,8 +214,9 @@ def user_grant(user_id: int):
 @permission_required("core.users.manage")
 def user_revoke(user_id: int, membership_id: int):
     user = _user_in_scope_or_404(user_id)
-    membership = get_in_scope_or_404(Membership, membership_id)
-    if membership.user_id != user.id:
+    get_in_scope_or_404(Membership, membership_id)
+    membership = lock(Membership, membership_id)  # revoked by someone else meanwhile: not found
+    if membership is None or membership.user_id != user.id:
         abort(404)
     if user.id == current_user.id and membership.role == "admin":
         flash(_("You cannot revoke your own admin role."), "error")

@@ -21,6 +21,7 @@ from portal.sla.forms import CalendarDayForm
 from portal.sla.hours import format_work_hours, parse_work_hours
 from portal.sla.models import BREACHED, OPEN, CalendarDay, Deadline
 from portal.sla.service import WORK_HOURS_SETTING, overdue_condition
+from portal.transitions import lock
 from portal.units.models import Unit
 
 bp = Blueprint("sla", __name__, url_prefix="/sla")
@@ -193,9 +194,8 @@ def calendar():
 @permission_required("core.sla.calendar")
 def calendar_delete(day_id: int):
     unit = current_unit()
-    row = db.session.scalar(select(CalendarDay).where(CalendarDay.id == day_id,
-                                                      CalendarDay.unit_id == unit.id))
-    if row is None:
+    row = lock(CalendarDay, day_id)  # removed by someone else meanwhile: not found, as a late tap
+    if row is None or row.unit_id != unit.id:
         abort(404)
     record("sla.calendar_day.removed", "sla_calendar_day", row.id, unit_id=unit.id,
            before={"day": row.day, "kind": row.kind, "note": row.note})
