@@ -384,6 +384,49 @@ class Lifecycle(RuleBasedStateMachine):
         changed = R.finalise(notice, now=self.now, zone=SHANGHAI)
         assert changed == allowed
 
+    def _step(self, name: str, notice: Notice, actor: int):
+        """A valid attempt at one step by ``actor`` (what a tap on its button sends)."""
+        rule_ = RULES[notice.rule_id]
+        if name == "publish":
+            return lambda: R.publish(notice, actor_id=actor, may_issue=actor in ISSUERS, rule=rule_,
+                                     amount=str(rule_.amount_max or Decimal("300")), now=self.now,
+                                     zone=SHANGHAI, appeal_days=2, deduction_mode=R.DEDUCT_ON_FINAL)
+        if name == "discard":
+            return lambda: R.discard(notice, actor_id=actor, may_issue=actor in ISSUERS, reason="dup",
+                                     now=self.now)
+        if name == "appeal":
+            return lambda: R.appeal(notice, actor_id=actor, text="not me", now=self.now, zone=SHANGHAI)
+        if name == "decide":
+            return lambda: R.decide(notice, actor_id=actor, may_decide=actor in DECIDERS,
+                                    outcome=R.UPHELD, amount=None, reason="checked", now=self.now,
+                                    zone=SHANGHAI)
+        return lambda: R.finalise(notice, now=self.now, zone=SHANGHAI) or None
+
+    @rule(notice=notices, name=st.sampled_from(["publish", "discard", "appeal", "decide", "sweep"]),
+          actors=st.tuples(st.sampled_from(ACTORS), st.sampled_from(ACTORS)))
+    def same_step_twice_at_once(self, notice, name, actors):
+        """Issue 24: two taps (or two people) send one step at the same moment.  The service
+        takes the notice first (``portal.transitions.lock``), so they run one after the other
+        and the second sees the first's change: the step happens at most once, and the one
+        refused changes nothing."""
+        done = 0
+        for actor in actors:
+            before = copy.copy(notice)
+            try:
+                result = self._step(name, notice, actor)()
+            except R.PenaltyRuleError:
+                assert notice == before, "a refused step changed the notice"
+                continue
+            if name == "sweep" and result is None:
+                assert notice == before
+                continue
+            done += 1
+            if name == "appeal":
+                self.appeals[id(notice)] = result
+            if name == "decide":
+                self.decisions[id(notice)] = result
+        assert done <= 1, f"{name} happened {done} times at once"
+
     @invariant()
     def every_notice_is_valid(self):
         for notice in getattr(self, "all", []):
