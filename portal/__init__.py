@@ -135,6 +135,7 @@ def _wire_requests(app: Flask) -> None:
     from portal.auth.access import guard_request
     from portal.errors import register_error_handlers
     from portal.htmx import add_vary, unauthorized
+    from portal.inputs import refuse_unexpected_files
     from portal.security import add_security_headers, refuse_nul_bytes
     from portal.submissions import claim, release_on_error, settle
     from portal.templating import register_template_globals
@@ -142,6 +143,7 @@ def _wire_requests(app: Flask) -> None:
     login_manager.unauthorized_handler(unauthorized)
     login_manager.session_protection = None  # the server-side session already binds the login
     app.before_request(refuse_nul_bytes)
+    app.before_request(refuse_unexpected_files)
     app.before_request(guard_request)
     app.before_request(claim)  # a repeated submission of one rendered form answers as the first
     app.after_request(settle)

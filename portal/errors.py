@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
 from portal.htmx import is_htmx
+from portal.inputs import InputError
 from portal.transitions import DEFAULT_MESSAGE, StaleState
 
 log = logging.getLogger("portal")
@@ -80,6 +81,13 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("a concurrent change refused a write: %s", getattr(exc, "orig", exc))
         db.session.rollback()
         return _conflict(str(DEFAULT_MESSAGE))
+
+    @app.errorhandler(InputError)
+    def input_error(exc: InputError):
+        """A typed value a parser refused and the view did not show next to its field (a query
+        string, a file where text is expected): 400 with the parser's message, nothing written."""
+        db.session.rollback()
+        return _page(400, str(exc.message))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

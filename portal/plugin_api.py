@@ -2,6 +2,13 @@
 
 A plugin imports from here (and from ``portal.hookspecs`` for ``hookimpl``);
 everything else in ``portal`` is the core's own business.
+
+What people type is read by the core's one bounded parser (``portal.inputs``), re-exported
+here: ``parse_date``, ``parse_datetime``, ``parse_month``, ``parse_money``,
+``parse_decimal``, ``parse_int``, ``parse_id`` (``InputError`` with a message for the person),
+``query_value`` for query strings, the WTForms fields ``DateField``, ``LocalDateTimeField``
+and ``IntegerField`` that show a refusal next to their field, and ``accepts_files`` for a
+view with an upload.
 """
 
 from __future__ import annotations
@@ -9,16 +16,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from portal.inputs import (  # the one bounded parser of what people type (re-exported)
+    FIRST_YEAR,
+    LAST_YEAR,
+    MAX_BIGINT,
+    MAX_ID,
+    MAX_MONEY,
+    DateField,
+    InputError,
+    IntegerField,
+    LocalDateTimeField,
+    accepts_files,
+    id_or_none,
+    parse_date,
+    parse_datetime,
+    parse_decimal,
+    parse_id,
+    parse_int,
+    parse_money,
+    parse_month,
+    query_value,
+    to_utc,
+)
 from portal.transitions import StaleState, lock, transition  # race-safe state changes (re-exported)
 
 __all__ = ["BUILTIN_ROLES", "DomainEvent", "NavItem", "Panel", "PenaltyDraft", "PenaltyRule",
            "Permission", "Role", "SettingError", "SettingSpec", "SlaPolicy", "StaleState", "lock",
-           "transition"]
+           "transition",
+           # portal.inputs
+           "FIRST_YEAR", "LAST_YEAR", "MAX_BIGINT", "MAX_ID", "MAX_MONEY", "DateField", "InputError",
+           "IntegerField", "LocalDateTimeField", "accepts_files", "id_or_none", "parse_date",
+           "parse_datetime", "parse_decimal", "parse_id", "parse_int", "parse_money", "parse_month",
+           "query_value", "to_utc"]
 
 BUILTIN_ROLES = ("staff", "supervisor", "manager", "auditor", "admin")
 
@@ -103,27 +137,34 @@ class SettingSpec:
 
     def parse(self, raw: str) -> Any:
         """Turn the text an admin typed (or the stored text) into the typed value."""
-        raw = (raw or "").strip()
+        raw = raw or ""
         try:
-            if self.type in ("int", "minutes"):
-                value: Any = int(raw)
-            elif self.type == "decimal":
-                value = Decimal(raw)
-                if not value.is_finite() or value != value.quantize(Decimal("0.01")):
-                    raise SettingError(_l("at most two decimal places"))
+            if self.type in ("int", "minutes"):  # what an INTEGER holds; the spec narrows it below
+                value: Any = parse_int(raw)
+            elif self.type == "decimal":  # money: what the Money column holds
+                try:
+                    value = parse_decimal(raw)
+                except InputError as exc:
+                    if exc.code in ("places", "finite"):
+                        raise SettingError(_l("at most two decimal places")) from exc
+                    if exc.code == "range":
+                        raise SettingError(_l("must be at most %(n)s", n=MAX_MONEY)) from exc
+                    raise
             elif self.type == "bool":
+                raw = raw.strip()
                 if raw.lower() not in ("true", "false", "1", "0", "on", "off"):
                     raise SettingError(_l("yes or no"))
                 value = raw.lower() in ("true", "1", "on")
             elif self.type == "time":
+                raw = raw.strip()
                 value = time.fromisoformat(raw)
                 if len(raw) != 5:
                     raise ValueError
             else:
-                value = raw
+                value = raw.strip()
         except SettingError:
             raise
-        except (ValueError, InvalidOperation) as exc:
+        except ValueError as exc:  # InputError included
             message = _TYPE_MESSAGES[self.type] if self.type in _TYPE_MESSAGES else _l("invalid value")
             raise SettingError(message) from exc
         if self.minimum is not None and value < self.minimum:

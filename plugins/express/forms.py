@@ -2,9 +2,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
     HiddenField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -13,6 +11,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from plugins.express import rules
+from portal.plugin_api import IntegerField, LocalDateTimeField
 
 
 class IntakeForm(FlaskForm):
@@ -48,8 +47,7 @@ class SignedForm(FlaskForm):
     """EXP-R02: the tracking shows a signature — who signed, when, what the customer was told."""
 
     signer = StringField(_l("Signed for by"), validators=[DataRequired(), Length(max=80)])
-    signed_at = DateTimeLocalField(_l("Signed at"), validators=[DataRequired()],
-                                   format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
+    signed_at = LocalDateTimeField(_l("Signed at"), validators=[DataRequired()])
     answer = TextAreaField(_l("Answer given to the customer"), validators=[DataRequired(), Length(max=2000)],
                            render_kw={"rows": 2})
 
@@ -85,7 +83,7 @@ class FactsForm(FlaskForm):
     expected_arrival = StringField(_l("Expected arrival"), validators=[Optional(), Length(max=40)])
     appearance = StringField(_l("Appearance"), validators=[Optional(), Length(max=200)])
     packaging = StringField(_l("Packaging"), validators=[Optional(), Length(max=200)])
-    pieces = IntegerField(_l("Pieces"), validators=[Optional(), NumberRange(min=1, max=9999)])
+    pieces = IntegerField(_l("Pieces"), validators=[Optional()], minimum=1, maximum=9999)
     weight = StringField(_l("Weight (kg)"), validators=[Optional(), Length(max=12)],
                          render_kw={"inputmode": "decimal"})
     destination = StringField(_l("Destination"), validators=[Optional(), Length(max=200)])

@@ -24,7 +24,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from plugins.express import rules
@@ -45,6 +45,7 @@ from portal.auth.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.htmx import redirect_to, render_page
+from portal.plugin_api import InputError, LocalDateTimeField, accepts_files
 from portal.settings import models as settings
 from portal.sla import stats as sla_stats
 from portal.templating import tree_order
@@ -90,9 +91,8 @@ class RelabelForm(FlaskForm):
 class StatusForm(FlaskForm):
     waybill = StringField(_l("Waybill number"), validators=[DataRequired(), Length(max=40)],
                           render_kw={"inputmode": "numeric", "autocomplete": "off"})
-    time = DateTimeLocalField(_l("Time (local)"), validators=[DataRequired(
-        message=_l("A local time such as 2026-11-16 10:00."))],
-        format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
+    time = LocalDateTimeField(_l("Time (local)"), validators=[DataRequired(
+        message=_l("A local time such as 2026-11-16 10:00."))])
     status = SelectField(_l("Status"), choices=[(s, trk.STATUS_LABELS[s]) for s in trk.STATUSES],
                          validators=[DataRequired()])
     place = StringField(_l("Place"), validators=[Optional(), Length(max=trk.PLACE_MAX)])
@@ -252,7 +252,7 @@ def stats():
     if fmt not in ("html", "csv", "xlsx"):
         abort(400)
     if params["error"] and fmt != "html":
-        abort(400, params["error"])
+        raise InputError(params["error"])  # 400 with the message
     units = db.session.scalars(select(Unit).where(Unit.id.in_(scope_ids()))).all()
     rep = xstats.report(units, params["months"], settings.unit_zone)
     if fmt == "html":
@@ -439,6 +439,7 @@ def tracking_add():
 
 @bp.route("/tracking/import", methods=["POST"])
 @permission_required(CONFIGURE)
+@accepts_files("import-file")
 def tracking_import():
     unit = current_unit()
     form = ImportForm(prefix="import")

@@ -17,16 +17,13 @@ from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
-    IntegerField,
     RadioField,
     SelectField,
     TextAreaField,
 )
-from wtforms.validators import Length, NumberRange, Optional
+from wtforms.validators import Length, Optional
 
 from plugins.express import complaints as cx
-from plugins.express import rules
 from plugins.express.models import Complaint, QualityResponse
 from plugins.express.routes import bp
 from portal.auth.access import current_unit, get_in_scope_or_404, permission_required, scope_ids
@@ -34,19 +31,11 @@ from portal.db_types import utcnow
 from portal.extensions import db
 from portal.htmx import redirect_to, render_page
 from portal.penalties import rules as R
+from portal.plugin_api import IntegerField, LocalDateTimeField, id_or_none
 from portal.settings import models as settings
 
 LIST_LIMIT = 200
 TEXT = [Optional(), Length(max=4000)]
-
-
-def _int_or_none(value):
-    """A choice's id, or None (not a number, or no id a database column holds)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number <= rules.MAX_ID else None
 
 
 # --- forms ----------------------------------------------------------------------------------
@@ -54,15 +43,14 @@ def _int_or_none(value):
 
 class ComplaintForm(FlaskForm):
     kind = SelectField(_l("Kind of complaint"), validate_choice=False)
-    unit_id = SelectField(_l("Unit"), coerce=_int_or_none, validate_choice=False)
-    person_id = SelectField(_l("Person the complaint is about"), coerce=_int_or_none, validate_choice=False)
-    received_at = DateTimeLocalField(_l("Received at (local time)"), validators=[Optional()])
+    unit_id = SelectField(_l("Unit"), coerce=id_or_none, validate_choice=False)
+    person_id = SelectField(_l("Person the complaint is about"), coerce=id_or_none, validate_choice=False)
+    received_at = LocalDateTimeField(_l("Received at (local time)"), validators=[Optional()])
     description = TextAreaField(_l("What the customer complained about"), validators=TEXT,
                                 render_kw={"rows": 4})
-    inquiry_id = IntegerField(_l("Inquiry no. (optional)"),
-                              validators=[Optional(), NumberRange(min=1, max=rules.MAX_ID)])
+    inquiry_id = IntegerField(_l("Inquiry no. (optional)"), validators=[Optional()])  # an id
     earlier_id = IntegerField(_l("First complaint no. (second complaints, EXP-P07)"),
-                              validators=[Optional(), NumberRange(min=1, max=rules.MAX_ID)])
+                              validators=[Optional()])
     station_plan = TextAreaField(_l("The station's handling plan submitted to 质控中心"), validators=TEXT,
                                  render_kw={"rows": 3})
     plan_refused = BooleanField(_l("The station refuses to give a handling plan"))
@@ -157,7 +145,7 @@ def _complaint_form(form: ComplaintForm | None = None) -> ComplaintForm:
 @permission_required("express.complaints")
 def complaint_people():
     """The person field for the unit chosen on the complaint form (htmx)."""
-    form = _complaint_form(ComplaintForm(formdata=None, data={"unit_id": _int_or_none(request.args.get("unit_id"))}))
+    form = _complaint_form(ComplaintForm(formdata=None, data={"unit_id": id_or_none(request.args.get("unit_id"))}))
     return render_template("express/complaints/_person_field.html", form=form)
 
 
@@ -184,7 +172,7 @@ def complaint_new():
         form.received_at.data = utcnow().astimezone(settings.unit_zone(current_unit())).replace(
             tzinfo=None, second=0, microsecond=0)
         form.kind.data = request.args.get("kind", "")
-        form.earlier_id.data = request.args.get("earlier", type=int)
+        form.earlier_id.data = id_or_none(request.args.get("earlier"))
         if form.earlier_id.data:
             form.kind.data = "secondary"
     return render_template("express/complaints/new.html", form=form), 400 if form.errors else 200

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, tzinfo
+from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 
-from portal import MAX_ID as PORTAL_MAX_ID
+from portal.plugin_api import FIRST_YEAR as CORE_FIRST_YEAR
+from portal.plugin_api import LAST_YEAR as CORE_LAST_YEAR
+from portal.plugin_api import MAX_ID as PORTAL_MAX_ID
+from portal.plugin_api import InputError, parse_decimal, to_utc
 
 # --- levels and stages ---------------------------------------------------------------------
 
@@ -263,26 +266,29 @@ def pattern_error(pattern: str) -> None:
         raise SettingError(_l("not a regular expression: %(error)s", error=str(exc))) from exc
 
 
+MAX_WEIGHT = Decimal("100000")  # kg
+
+
 def parse_weight(text: str) -> Decimal | None:
+    """A weight in kg (up to three decimals), as typed, or ``None``."""
     try:
-        value = Decimal((text or "").strip())
-    except InvalidOperation:
+        return parse_decimal(text, places=3, minimum=Decimal("0.001"), maximum=MAX_WEIGHT)
+    except InputError:
         return None
-    return value if value.is_finite() and value > 0 else None
 
 
-# --- bounds of what is typed -----------------------------------------------------------------
+# --- bounds of what is typed (the core's: portal.inputs) --------------------------------------
 
 MAX_ID = PORTAL_MAX_ID  # the largest id an integer column holds: a larger one is no record, not a 500
-FIRST_YEAR = 2000  # no parcel, signature or complaint of this network is older
+FIRST_YEAR, LAST_YEAR = CORE_FIRST_YEAR, CORE_LAST_YEAR  # no parcel, signature or complaint is older
 
 
 def local_instant(local: datetime, zone: tzinfo) -> datetime | None:
-    """A naive wall time in ``zone`` as a UTC instant; ``None`` before ``FIRST_YEAR`` or too far
-    ahead to store (year 1 in UTC+8 is not a date the database or Python can hold)."""
-    if not FIRST_YEAR <= local.year < 9999:
+    """A naive wall time in ``zone`` as a UTC instant; ``None`` outside ``FIRST_YEAR``..``LAST_YEAR``
+    (year 1 in UTC+8 is not a date the database or Python can hold)."""
+    if not FIRST_YEAR <= local.year <= LAST_YEAR:
         return None
-    return local.replace(tzinfo=zone).astimezone(timezone.utc)
+    return to_utc(local, zone)
 
 
 def date_range_error():

@@ -55,7 +55,7 @@ import io
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -69,6 +69,7 @@ from plugins.express.models import TrackingEvent
 from portal.audit import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.plugin_api import InputError, parse_datetime, to_utc
 from portal.sla.stats import FORMULA_START
 from portal.units.models import Unit
 
@@ -175,8 +176,8 @@ def tracking_for(waybill: str) -> Tracking:
 
 def parse_carrier_time(text: str, zone: ZoneInfo | None = None) -> datetime:
     """``YYYY-MM-DD HH:MM`` in ``zone`` (default Asia/Shanghai) as an aware UTC datetime."""
-    local = datetime.strptime(text.strip(), TIME_FORMAT)
-    return local.replace(tzinfo=zone or ZoneInfo("Asia/Shanghai")).astimezone(timezone.utc)
+    local = parse_datetime(text, formats=(TIME_FORMAT,))
+    return to_utc(local, zone or ZoneInfo("Asia/Shanghai"))
 
 
 # --- entering statuses (manual and CSV) -------------------------------------------------------
@@ -332,8 +333,8 @@ def parse_csv(data: bytes, *, pattern: str, zone: ZoneInfo, now: datetime) -> Im
                 continue
             waybill, time_text, status, place, signer = cells
             try:
-                local = datetime.strptime(time_text.strip(), TIME_FORMAT)
-            except ValueError:
+                local = parse_datetime(time_text, formats=(TIME_FORMAT,))
+            except InputError:
                 local = None
             entry, errors = check_entry(waybill, local, status.strip(), place, signer, pattern=pattern,
                                         zone=zone, now=now)

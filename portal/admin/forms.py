@@ -5,10 +5,11 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from portal.auth.forms import strong_password
+from portal.inputs import DateField
 from portal.units.models import kind_labels
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")

@@ -19,6 +19,7 @@ from portal.audit.sealed import SealedRecordError
 from portal.auth.access import current_unit, permission_required, scope_ids
 from portal.extensions import db
 from portal.htmx import is_htmx, redirect_to, render_page
+from portal.inputs import MAX_BIGINT, InputError, parse_date, parse_id, query_value
 from portal.settings.models import unit_zone
 from portal.templating import tree_order
 from portal.units.models import Unit, descendant_ids
@@ -28,29 +29,24 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 PER_PAGE = 50
 
 
-def _day(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat((raw or "").strip()) if raw else None
-    except ValueError:
-        return None
+PARSERS = {"unit": parse_id, "since": parse_date, "until": parse_date,
+           "before": lambda raw: parse_id(raw, maximum=MAX_BIGINT)}  # seq is a BIGINT
 
 
-def _int(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _filters() -> dict:
+def _filters() -> tuple[dict, dict[str, str]]:
+    """The filters of the query string, and the message of each one refused (left out)."""
     args = request.args
-    return {
-        "unit": _int(args.get("unit")),
+    filters: dict = {
         "actor": (args.get("actor") or "").strip()[:64],
         "action": (args.get("action") or "").strip()[:64],
-        "since": _day(args.get("since")),
-        "until": _day(args.get("until")),
     }
+    errors: dict[str, str] = {}
+    for name, parse in PARSERS.items():
+        try:
+            filters[name] = query_value(name, parse)
+        except InputError as error:
+            filters[name], errors[name] = None, str(error.message)
+    return filters, errors
 
 
 def _query(filters: dict):
@@ -84,8 +80,8 @@ def _escape(text: str) -> str:
 @bp.route("/")
 @permission_required("core.audit.view")
 def index():
-    filters = _filters()
-    before = _int(request.args.get("before"))
+    filters, errors = _filters()
+    before = filters.pop("before")
     query = _query(filters)
     if before is not None:
         query = query.where(AuditEntry.seq < before)
@@ -101,8 +97,9 @@ def index():
     ).all()
     unit_names = {u.id: u.name for u, _depth in units}
     return render_page(
-        "audit/index.html", "audit/_entries.html", entries=rows, filters=filters, units=units,
-        actions=actions, older=older, newest=newest, unit_names=unit_names,
+        "audit/index.html", "audit/_entries.html", status=400 if errors else 200, entries=rows,
+        filters=filters, filter_errors=errors, typed=request.args, units=units, actions=actions,
+        older=older, newest=newest, unit_names=unit_names,
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.inputs import LocalDateTimeField
 from portal.penalties import rules as R
 
 
@@ -15,9 +16,7 @@ class DraftForm(FlaskForm):
     rule_id = SelectField(_l("Rule"), validators=[DataRequired()])
     amount = StringField(_l("Amount (yuan)"), validators=[Optional(), Length(max=20)],
                          render_kw={"inputmode": "decimal"})
-    occurred_at = DateTimeLocalField(_l("When it happened (local time)"),
-                                     format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
-                                     validators=[DataRequired()])
+    occurred_at = LocalDateTimeField(_l("When it happened (local time)"), validators=[DataRequired()])
     evidence = TextAreaField(_l("Evidence"), validators=[DataRequired(), Length(max=10000)],
                              render_kw={"rows": 6})
 

@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, Response, abort, flash, request, stream_with_context, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -27,6 +26,7 @@ from portal.auth.models import Membership, User
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.htmx import is_htmx, redirect_to, render_page
+from portal.inputs import InputError, id_or_none, parse_id, parse_month, query_value
 from portal.penalties import payroll as P
 from portal.penalties import rules as R
 from portal.penalties import service
@@ -288,7 +288,7 @@ def new():
     form.rule_id.choices = [("", "—"), *_rule_choices()]
     units = _scope_units()
     unit_choices = [(u.id, "\u3000" * depth + u.name) for u, depth in units]
-    unit_id = request.form.get("unit_id", type=int) or current_unit().id
+    unit_id = id_or_none(request.form.get("unit_id")) or current_unit().id
     unit_errors: list[str] = []
     if form.validate_on_submit():
         unit = db.session.get(Unit, unit_id) if unit_id in scope_ids() else None
@@ -320,7 +320,7 @@ def new():
 def _ledger_filters():
     args = request.args
     scope = scope_ids()
-    unit_id = args.get("unit", type=int)
+    unit_id = id_or_none(args.get("unit"))
     unit_ids = scope
     if unit_id in scope:
         from portal.units.models import descendant_ids
@@ -341,14 +341,14 @@ def _ledger_filters():
     month_error = None
     if month:
         try:
+            year, mon = parse_month(month)
+        except InputError as error:
+            month_error = str(error.message)
+        else:
             zone = settings.unit_zone(current_unit())
-            start = R.month_start(month, zone)
-            year, mon = R.parse_month(month)
             following = f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
-            conditions += [PenaltyNotice.occurred_at >= start,
+            conditions += [PenaltyNotice.occurred_at >= R.month_start(month, zone),
                            PenaltyNotice.occurred_at < R.month_start(following, zone)]
-        except ValueError:
-            month_error = _("A month is written like 2026-11.")
     values = {"unit": unit_id if unit_id in scope else None, "person": person, "rule": rule_id,
               "status": status if status in R.STATUSES else "", "month": month}
     return conditions, values, month_error
@@ -439,12 +439,9 @@ def inbox_read_all():
 
 def _payroll_params():
     zone = settings.unit_zone(current_unit())
-    month = (request.args.get("month") or "").strip() or R.month_of(utcnow(), zone)
-    try:
-        R.parse_month(month)
-    except ValueError:
-        abort(400, description=_l("A month is written like 2026-11."))
-    unit_id = request.args.get("unit", type=int)
+    year, mon = query_value("month", parse_month) or parse_month(R.month_of(utcnow(), zone))
+    month = f"{year:04d}-{mon:02d}"  # a bad month: 400 with its message (InputError)
+    unit_id = query_value("unit", parse_id)
     if unit_id is not None and unit_id not in scope_ids():
         abort(404)
     unit = db.session.get(Unit, unit_id) if unit_id else current_unit()

@@ -60,11 +60,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
+
+from portal import inputs
 
 DRAFT = "draft"
 DISCARDED = "discarded"
@@ -89,8 +91,8 @@ DEDUCT_ON_FINAL = "final"
 DEDUCT_ON_PUBLISHED = "published"
 DEDUCTION_MODES = (DEDUCT_ON_FINAL, DEDUCT_ON_PUBLISHED)
 
-CENT = Decimal("0.01")
-MAX_AMOUNT = Decimal("9999999999.99")  # Numeric(12, 2)
+CENT = inputs.CENT
+MAX_AMOUNT = inputs.MAX_MONEY  # Numeric(12, 2)
 
 
 def status_labels() -> dict[str, Any]:
@@ -179,20 +181,20 @@ def month_of(at: datetime, zone: ZoneInfo) -> str:
     return _aware(at).astimezone(zone).strftime("%Y-%m")
 
 
-def parse_month(text: str) -> tuple[int, int]:
-    """``'2026-11'`` → ``(2026, 11)``; ``ValueError`` otherwise."""
-    text = (text or "").strip()
-    if len(text) != 7 or text[4] != "-" or not (text[:4].isdigit() and text[5:].isdigit()):
-        raise ValueError("a month is written YYYY-MM")
-    year, month = int(text[:4]), int(text[5:])
-    if not (1 <= month <= 12 and 1900 <= year <= 9999):
-        raise ValueError("a month is written YYYY-MM")
-    return year, month
+def parse_month(text: str, *, last_year: int = inputs.LAST_YEAR) -> tuple[int, int]:
+    """``'2026-11'`` → ``(2026, 11)`` (the core's bounded ``parse_month``); ``ValueError``
+    otherwise."""
+    try:
+        return inputs.parse_month(text, last_year=last_year)
+    except inputs.InputError as exc:
+        raise ValueError(f"a month is written YYYY-MM, from {inputs.FIRST_YEAR}-01 to "
+                         f"{inputs.LAST_YEAR}-12") from exc
 
 
 def month_start(text: str, zone: ZoneInfo) -> datetime:
-    """The first instant (UTC) of a local month."""
-    year, month = parse_month(text)
+    """The first instant (UTC) of a local month (the month after the last one a person may
+    ask for included: a range ends there)."""
+    year, month = parse_month(text, last_year=inputs.LAST_YEAR + 1)
     return datetime(year, month, 1, tzinfo=zone).astimezone(timezone.utc)
 
 
@@ -215,14 +217,9 @@ def parse_amount(raw: Any, field: str = "amount") -> Decimal:
     if isinstance(raw, float):
         raise TypeError("amounts are Decimal, not float")
     try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise PenaltyRuleError(_l("Enter an amount such as 200 or 200.50."), field) from None
-    if not value.is_finite() or value != value.quantize(CENT) or value > MAX_AMOUNT:
-        raise PenaltyRuleError(_l("Enter an amount such as 200 or 200.50."), field)
-    if value < 0:
-        raise PenaltyRuleError(_l("An amount cannot be negative."), field)
-    return value.quantize(CENT)
+        return inputs.parse_money(format(raw, "f") if isinstance(raw, Decimal) else str(raw))
+    except inputs.InputError as error:
+        raise PenaltyRuleError(error.message, field) from None
 
 
 def check_amount(rule, raw: Any, field: str = "amount") -> Decimal:

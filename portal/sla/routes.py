@@ -14,6 +14,7 @@ from portal.auth.access import authenticated, current_unit, permission_required,
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.htmx import redirect_to, render_page
+from portal.inputs import InputError
 from portal.settings import models as settings
 from portal.sla import stats as sla_stats
 from portal.sla.calendar import china_days
@@ -131,7 +132,7 @@ def stats():
 def stats_csv():
     params = _stats_params()
     if params["error"]:
-        abort(400, params["error"])
+        raise InputError(params["error"])  # 400 with the message
     unit = current_unit()
     english = str(get_locale()) == "en"
     records = sla_stats.csv_records(_stats_rows(params),

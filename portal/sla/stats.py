@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -19,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 
+from portal import inputs
 from portal.auth.models import User
 from portal.extensions import db
 from portal.sla.models import BREACHED, MET, Deadline
 from portal.units.models import Unit
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MAX_MONTHS = 36
 
 
@@ -45,11 +44,13 @@ class StatsRow:
         return self.breached / self.closed if self.closed else 0.0
 
 
-def parse_month(text: str) -> tuple[int, int]:
-    match = MONTH.match((text or "").strip())
-    if match is None:
-        raise StatsError(f"{text!r} is not a month YYYY-MM")
-    return int(match.group(1)), int(match.group(2))
+def parse_month(text: str, *, last_year: int = inputs.LAST_YEAR) -> tuple[int, int]:
+    """``YYYY-MM`` read by the core's bounded parser (``portal.inputs``); ``StatsError`` otherwise."""
+    try:
+        return inputs.parse_month(text, last_year=last_year)
+    except inputs.InputError as exc:
+        raise StatsError(f"{str(text)[:20]!r} is not a month YYYY-MM from {inputs.FIRST_YEAR} to "
+                         f"{inputs.LAST_YEAR}") from exc
 
 
 def month_range(first: str, last: str) -> list[str]:
@@ -72,14 +73,15 @@ def month_of(day: date) -> str:
 
 
 def shift_month(month: str, delta: int) -> str:
-    y, m = parse_month(month)
+    y, m = parse_month(month, last_year=inputs.LAST_YEAR + 1)
     index = y * 12 + (m - 1) + delta
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def month_start(month: str, zone: ZoneInfo) -> datetime:
-    """The first instant of the local ``month`` in ``zone``, in UTC."""
-    y, m = parse_month(month)
+    """The first instant of the local ``month`` in ``zone``, in UTC (the month after the last
+    one a person may ask for included: a range ends there)."""
+    y, m = parse_month(month, last_year=inputs.LAST_YEAR + 1)
     return datetime(y, m, 1, tzinfo=zone).astimezone(timezone.utc)
 
 
