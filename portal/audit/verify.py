@@ -152,13 +152,14 @@ def _check_trigger(connection, dialect: str, name: str, statement: str) -> list[
             return [f"trigger {name} is missing"]
         return [] if _norm(sql) == _norm(statement) else [f"trigger {name} was altered"]
     row = connection.execute(text(
-        "SELECT tgenabled, pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE tgname = :n AND NOT tgisinternal"
+        "SELECT tgenabled, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = :n AND NOT tgisinternal"
     ), {"n": name}).first()
     if row is None:
         return [f"trigger {name} is missing"]
-    if row.tgenabled == "D":
+    enabled, definition = row
+    if enabled == "D":
         return [f"trigger {name} is disabled"]
-    want, have = _EXECUTE.search(statement), _EXECUTE.search(row.def_ if hasattr(row, "def_") else row[1])
+    want, have = _EXECUTE.search(statement), _EXECUTE.search(definition)
     if want is None or have is None or _norm(want.group(1)) != _norm(have.group(1)):
         return [f"trigger {name} was altered"]
     return []
